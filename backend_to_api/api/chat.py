@@ -1,0 +1,83 @@
+"""POST /v1/chat/completions."""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from ..auth.tokens import parse_bearer
+from ..errors import bad_request
+from ..render.chunks import ChunkFactory
+from ..render.stream import ClientGone, ReplyContext, complete_reply, stream_reply
+from ..render.text import ReplyRenderer
+from ..render.usage import count_prompt
+from ..translate.chat_request import parse_chat_request
+from . import services
+from .client_watch import client_gone_probe
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+def chat_blueprint(prefix: str) -> Blueprint:
+    blueprint = Blueprint("chat", __name__, url_prefix=prefix)
+    blueprint.add_url_rule("/v1/chat/completions", view_func=chat_completions, methods=["POST"])
+    return blueprint
+
+
+def chat_completions() -> Response:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise bad_request("The request body must be valid JSON (Content-Type: application/json).")
+    chat_request = parse_chat_request(body)
+    g.model = chat_request.model
+    credentials = parse_bearer(request.headers.get("Authorization"), request.headers.get("ChatGPT-Account-ID"))
+    svc = services()
+    opened = svc.chat.open(chat_request, credentials)
+    context = _context(opened, chat_request)
+    finish = _finisher(svc.chat, opened, context)
+    if not chat_request.stream:
+        try:
+            completion = complete_reply(opened, context)
+        finally:
+            finish()
+        return jsonify(completion)
+    # The generator runs after this view returns (outside the request context): it gets
+    # everything it needs passed in, nothing from flask.g or current_app.
+    body = _guarded_stream(opened, context, g.get("timing"), finish)
+    return Response(body, status=200, mimetype="text/event-stream", headers=STREAM_HEADERS)
+
+
+def _context(opened, chat_request) -> ReplyContext:
+    settings = services().settings
+    encoding = opened.model.family.tokenizer
+    return ReplyContext(
+        factory=ChunkFactory(chat_request.model),
+        renderer=ReplyRenderer(settings.bot_mode),
+        prompt_tokens=count_prompt(chat_request.messages, encoding),
+        encoding=encoding,
+        keep_alive_interval=settings.keep_alive_interval,
+        client_gone=client_gone_probe(request.environ),
+        include_usage=chat_request.include_usage,
+        sleep_between_chunks=settings.refresh.stream_sleep_time,
+    )
+
+
+def _guarded_stream(opened, context: ReplyContext, timing, finish: Callable[[], None]) -> Iterator[bytes]:
+    try:
+        for piece in stream_reply(opened, context):
+            if timing is not None:
+                timing.first_byte()
+            yield piece
+    except ClientGone:
+        if timing is not None:
+            timing.client_gone = True
+    finally:
+        finish()
+
+
+def _finisher(chat, opened, context: ReplyContext) -> Callable[[], None]:
+    def finish() -> None:
+        opened.reply.close()
+        chat.hide_later(opened, context.renderer.state.conversation_id)
+
+    return finish

@@ -1,0 +1,30 @@
+"""GET /v1/models: every configured name and alias, in OpenAI's list shape."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from ..errors import model_not_found
+from . import services
+
+CREATED = 1700000000  # a fixed date: clients only need an int
+
+
+def models_blueprint(prefix: str) -> Blueprint:
+    blueprint = Blueprint("models", __name__, url_prefix=prefix)
+    blueprint.add_url_rule("/v1/models", view_func=list_models, methods=["GET"])
+    blueprint.add_url_rule("/v1/models/<path:model>", view_func=get_model, methods=["GET"])
+    return blueprint
+
+
+def _model(name: str) -> dict:
+    return {"id": name, "object": "model", "created": CREATED, "owned_by": "backend-to-api"}
+
+
+def list_models():
+    return jsonify({"object": "list", "data": [_model(name) for name in services().models.names()]})
+
+
+def get_model(model: str):
+    if model not in services().models.names():
+        raise model_not_found(model)
+    return jsonify(_model(model))

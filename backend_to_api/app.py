@@ -1,0 +1,40 @@
+"""The application factory: ``create_app(settings)`` builds a ready app; nothing runs at import."""
+from __future__ import annotations
+
+from typing import Optional
+
+from flask import Flask
+from flask_cors import CORS
+
+from .api.access_log import install_access_log
+from .api.chat import chat_blueprint
+from .api.errors import register_error_handlers
+from .api.health import health
+from .api.models import models_blueprint
+from .logging_setup import configure_logging
+from .services import Services, build_services
+from .settings import Settings, load_settings
+
+
+def create_app(settings: Optional[Settings] = None, services: Optional[Services] = None,
+               start_background_jobs: bool = False) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(settings)
+    services = services or build_services(settings)
+    app = Flask(__name__)
+    app.json.sort_keys = False  # keep OpenAI's field order
+    app.json.ensure_ascii = False
+    app.extensions["backend_to_api"] = services
+    # Browsers call this from NextChat pages on other origins (openai-compat.md item 24).
+    CORS(app, resources={r"/*": {"origins": "*"}}, send_wildcard=True, allow_headers="*",
+         expose_headers=["X-Request-Id"], max_age=86400)
+    install_access_log(app)
+    register_error_handlers(app)
+    app.register_blueprint(chat_blueprint(settings.api_prefix))
+    app.register_blueprint(models_blueprint(settings.api_prefix))
+    app.register_blueprint(health)
+    if start_background_jobs:
+        from .scheduler import start_scheduler
+
+        start_scheduler(services)
+    return app

@@ -1,0 +1,148 @@
+"""Bearer key -> upstream access token.
+
+A key that is a JWT is an access token, used as is. Anything else is a refresh token, exchanged
+through xyhelper (form POST) or OpenAI's OAuth endpoint (``enableOai``). The access token is cached
+in the shared store with a TTL from its ``exp`` (minus a margin), so every worker and instance uses
+the same one; a lock per refresh token makes sure only one exchange of it runs at a time.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import requests
+
+from ..errors import ApiError, UpstreamError, unauthorized
+from ..redact import fingerprint, mask
+from ..settings import RefreshSettings
+from ..store import LockTimeout
+from ..upstream.client import UpstreamClient
+from .jwt import jwt_expiry, looks_like_access_token
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL = 3600.0          # when an access token carries no exp
+KNOWN_TOKEN_TTL = 14 * 86400  # refresh tokens live ~10 days; forget ones unused for longer
+REFRESH_LOCK_TTL = 30.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the client presented: ``key`` (refresh or access token) and an optional Team account."""
+
+    key: str
+    account_id: Optional[str] = None
+
+    @property
+    def is_access_token(self) -> bool:
+        return looks_like_access_token(self.key)
+
+
+def parse_bearer(header: Optional[str], account_header: Optional[str] = None) -> Credentials:
+    if not header or not header[:7].lower() == "bearer ":
+        raise unauthorized("Missing API key: send 'Authorization: Bearer <refresh_token or access_token>'.")
+    key, _, account_id = header[7:].strip().partition(",")
+    key = key.strip()
+    if not key:
+        raise unauthorized("The API key is empty.", code="invalid_api_key")
+    return Credentials(key, (account_id.strip() or account_header or "").strip() or None)
+
+
+class TokenResolver:
+    def __init__(self, settings: RefreshSettings, store, client: UpstreamClient) -> None:
+        self.settings = settings
+        self.store = store
+        self.client = client
+
+    def access_token(self, credentials: Credentials, stale: Optional[str] = None) -> str:
+        """The access token to use now. ``stale``: one the upstream just rejected (forces a refresh)."""
+        if credentials.is_access_token:
+            if stale:
+                raise unauthorized("The access token was rejected by the upstream.", code="invalid_api_key")
+            return credentials.key
+        return self.refresh(credentials.key, stale=stale)
+
+    def refresh(self, refresh_token: str, stale: Optional[str] = None) -> str:
+        key = "at:" + fingerprint(refresh_token)
+        cached = self._cached(key, stale)
+        if cached:
+            return cached
+        try:
+            with self.store.lock("refresh:" + fingerprint(refresh_token), ttl=REFRESH_LOCK_TTL, wait=REFRESH_LOCK_TTL + 5):
+                # Whoever held the lock before us may have refreshed it already.
+                cached = self._cached(key, stale)
+                if cached:
+                    return cached
+                return self._exchange_and_store(refresh_token, key)
+        except LockTimeout:
+            raise UpstreamError(503, "Timed out waiting for a token refresh in progress.", code="refresh_busy") from None
+
+    def _cached(self, key: str, stale: Optional[str]) -> Optional[str]:
+        entry = self.store.get_json(key)
+        token = entry.get("access_token") if isinstance(entry, dict) else None
+        return token if token and token != stale else None
+
+    def _exchange_and_store(self, refresh_token: str, key: str) -> str:
+        started = time.monotonic()
+        token = self._exchange(refresh_token)
+        expiry = jwt_expiry(token)
+        ttl = (expiry - time.time() - self.settings.expiry_margin) if expiry else DEFAULT_TTL
+        if ttl > 0:
+            self.store.set_json(key, {"access_token": token, "exp": expiry}, ttl=ttl)
+        self.remember(refresh_token)
+        log.info("refreshed access token for %s in %.0f ms", mask(refresh_token), (time.monotonic() - started) * 1000)
+        return token
+
+    def remember(self, refresh_token: str) -> None:
+        """Record a refresh token for the daily refresh job."""
+        name = fingerprint(refresh_token)
+        self.store.set_json("rt:" + name, {"refresh_token": refresh_token, "seen": time.time()}, ttl=KNOWN_TOKEN_TTL)
+        self.store.add_to_set("rt:index", name)
+
+    def _exchange(self, refresh_token: str) -> str:
+        if self.settings.enable_oai:
+            response = self.client.post(self.settings.oai_url, "token refresh", json={
+                "redirect_uri": self.settings.oai_redirect_uri,
+                "grant_type": "refresh_token",
+                "client_id": self.settings.oai_client_id,
+                "refresh_token": refresh_token,
+            })
+        else:
+            response = self.client.post(self.settings.xyhelper_url, "token refresh", data={"refresh_token": refresh_token})
+        return _access_token_from(response, refresh_token)
+
+
+def _access_token_from(response: requests.Response, refresh_token: str) -> str:
+    status = response.status_code
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    token = data.get("access_token") if isinstance(data, dict) else None
+    if status == 200 and isinstance(token, str) and looks_like_access_token(token):
+        return token
+    log.warning("token refresh for %s failed: HTTP %s", mask(refresh_token), status)
+    if status >= 500 or status == 429:
+        # The refresher is down, not the key: a 401 here would make one-api disable the channel.
+        raise UpstreamError(502, f"The token refresh service failed (HTTP {status}); try again later.",
+                            status, code="refresh_unavailable")
+    raise unauthorized("The refresh_token was rejected by the token refresh service.", code="invalid_api_key")
+
+
+def refresh_known_tokens(resolver: TokenResolver) -> int:
+    """The daily job: refresh every refresh token seen recently. Returns how many succeeded."""
+    succeeded = 0
+    for name in resolver.store.members("rt:index"):
+        entry = resolver.store.get_json("rt:" + name)
+        if not isinstance(entry, dict) or not entry.get("refresh_token"):
+            continue
+        refresh_token = entry["refresh_token"]
+        try:
+            stale = resolver._cached("at:" + name, None)
+            resolver.refresh(refresh_token, stale=stale or None)
+            succeeded += 1
+        except ApiError as exc:
+            log.warning("daily refresh of %s failed: %s", mask(refresh_token), exc.message)
+    return succeeded

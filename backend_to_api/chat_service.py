@@ -1,0 +1,124 @@
+"""One chat request, from a validated ChatRequest to an open upstream reply.
+
+Resolves the model and the access token, posts the conversation (refreshing the token and retrying
+once when the upstream says 401), then reads until the first real event so that an upstream that
+fails early is answered with a proper HTTP error rather than a 200 stream (openai-compat.md item 22).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .auth.tokens import Credentials, TokenResolver
+from .errors import UpstreamError, empty_reply
+from .models import ModelRegistry, ModelSpec
+from .redact import mask
+from .settings import Settings
+from .sse.events import ConversationId, Event, StreamEnd, UpstreamFailure
+from .translate.chat_request import ChatRequest
+from .translate.conversation import build_conversation_payload
+from .upstream.client import UpstreamClient
+from .upstream.reply import WAITING, ReplyStream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenReply:
+    """An upstream reply that has started; ``pending`` are the events read while waiting for it."""
+
+    model: ModelSpec
+    credentials: Credentials
+    reply: Optional[ReplyStream] = None
+    access_token: Optional[str] = None  # the one the upstream accepted (for hiding the conversation)
+    pending: List[Event] = field(default_factory=list)
+
+
+class ChatService:
+    def __init__(self, settings: Settings, models: ModelRegistry, tokens: TokenResolver, upstream: UpstreamClient) -> None:
+        self.settings = settings
+        self.models = models
+        self.tokens = tokens
+        self.upstream = upstream
+
+    def open(self, request: ChatRequest, credentials: Credentials) -> OpenReply:
+        model = self.models.resolve(request.model)
+        payload = build_conversation_payload(
+            request, model, hide_history=self.settings.need_delete_conversation_after_response
+        )
+        opened = OpenReply(model, credentials)
+        opened.access_token = self.tokens.access_token(credentials)  # bad keys fail here, before any call
+        opened.reply = ReplyStream(lambda: self._post(payload, opened))
+        try:
+            self._await_first_event(opened)
+        except BaseException:
+            opened.reply.close()
+            raise
+        return opened
+
+    def _post(self, payload: dict, opened: OpenReply):
+        """The conversation call; on a 401 the token is refreshed once and the call retried."""
+        credentials = opened.credentials
+        try:
+            return self.upstream.open_conversation(payload, opened.access_token, credentials.account_id)
+        except UpstreamError as exc:
+            if exc.upstream_status != 401:
+                raise
+        log.info("upstream rejected the access token of %s; refreshing once", mask(credentials.key))
+        opened.access_token = self.tokens.access_token(credentials, stale=opened.access_token)
+        return self.upstream.open_conversation(payload, opened.access_token, credentials.account_id)
+
+    def _await_first_event(self, opened: OpenReply) -> None:
+        """Read until the upstream has shown it is answering, or the header deadline passes."""
+        deadline = time.monotonic() + self.settings.first_event_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return  # answer headers now; keep-alives cover the rest of the silence
+            batch = opened.reply.next_events(min(remaining, 1.0))
+            if batch is WAITING:
+                continue
+            if batch is None:
+                raise _no_reply(opened.pending)
+            opened.pending.extend(batch)  # type: ignore[arg-type]
+            if any(_is_real(event) for event in batch):  # type: ignore[union-attr]
+                _raise_if_failed_first(opened.pending)
+                return
+
+    def hide_later(self, opened: OpenReply, conversation_id: Optional[str]) -> None:
+        """Hide the conversation upstream, off the response path (the client already has its answer)."""
+        if not (self.settings.need_delete_conversation_after_response and conversation_id):
+            return
+        threading.Thread(target=self._hide, args=(opened, conversation_id), name="hide-conversation", daemon=True).start()
+
+    def _hide(self, opened: OpenReply, conversation_id: str) -> None:
+        try:
+            ok = self.upstream.hide_conversation(conversation_id, opened.access_token, opened.credentials.account_id)
+            log.debug("hid conversation %s: %s", conversation_id, ok)
+        except UpstreamError as exc:
+            log.warning("could not hide conversation %s: %s", conversation_id, exc.message)
+
+
+def _is_real(event: Event) -> bool:
+    return not isinstance(event, ConversationId)
+
+
+def _raise_if_failed_first(events: List[Event]) -> None:
+    """If the first real thing the upstream said is an error, answer it as an HTTP error."""
+    for event in events:
+        if isinstance(event, UpstreamFailure):
+            raise UpstreamError(502, f"The upstream failed: {event.message}", code=event.code or "upstream_error")
+        if isinstance(event, StreamEnd):
+            raise empty_reply()
+        if _is_real(event):
+            return
+
+
+def _no_reply(events: List[Event]) -> UpstreamError:
+    """The body ended before any real event."""
+    if any(isinstance(event, StreamEnd) for event in events):
+        return empty_reply()
+    return UpstreamError(502, "The upstream closed the stream without answering.", code="incomplete_stream")

@@ -1,0 +1,73 @@
+"""Errors, and their one mapping to OpenAI's error envelope.
+
+    ApiError                  anything we answer with an HTTP error: status + OpenAI error fields
+     +-- UpstreamError        the backend-api (or the token refresher) failed; carries what it said
+
+Clients read ``body["error"]`` (openai SDKs, one-api, NextChat), so every error path, the 404/405/500
+catch-alls included, answers ``{"error": {"message", "type", "param", "code"}}``. Statuses follow
+openai-compat.md item 21: one-api disables a channel on 401 and retries on 429/5xx, so 401 is kept
+for a key that is really dead.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        code: Optional[str] = None,
+        param: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.param = param
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class UpstreamError(ApiError):
+    """The upstream refused or failed. ``upstream_status`` is what it answered (None: no answer)."""
+
+    def __init__(self, status: int, message: str, upstream_status: Optional[int] = None, **kwargs: Any) -> None:
+        kwargs.setdefault("type_", "upstream_error")
+        super().__init__(status, message, **kwargs)
+        self.upstream_status = upstream_status
+
+
+def bad_request(message: str, param: Optional[str] = None, code: Optional[str] = None) -> ApiError:
+    return ApiError(400, message, "invalid_request_error", code=code, param=param)
+
+
+def unauthorized(message: str, code: Optional[str] = None) -> ApiError:
+    return ApiError(401, message, "authentication_error", code=code)
+
+
+def model_not_found(model: str) -> ApiError:
+    # 404, never 401: one-api disables a channel on 401 (openai-compat.md item 21).
+    return ApiError(
+        404, f"The model `{model}` does not exist or you do not have access to it.",
+        "invalid_request_error", code="model_not_found", param="model",
+    )
+
+
+def upstream_timeout(what: str) -> UpstreamError:
+    return UpstreamError(504, f"The upstream did not answer in time ({what}).", code="upstream_timeout")
+
+
+def upstream_unreachable(detail: str) -> UpstreamError:
+    return UpstreamError(502, f"Could not reach the upstream: {detail}", code="upstream_unreachable")
+
+
+def empty_reply() -> UpstreamError:
+    return UpstreamError(502, "The upstream returned an empty reply.", code="empty_reply",
+                         headers={"x-should-retry": "true"})

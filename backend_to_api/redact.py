@@ -1,0 +1,47 @@
+"""Keep secrets out of logs: a mask for the places that mention a key, and a log filter that
+scrubs anything token-shaped that slipped into a message anyway (defence in depth)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+
+# JWTs, Bearer values, and refresh-token-like runs of 32+ URL-safe characters.
+_SECRET_PATTERNS = (
+    re.compile(r"eyJ[\w-]{6,}\.[\w-]{6,}\.[\w-]*"),
+    re.compile(r"(?i)(bearer\s+)[^\s,\"']+"),
+    re.compile(r"(?i)(refresh_token[\"']?\s*[=:]\s*[\"']?)[^\s&,\"']+"),
+    re.compile(r"\b[\w-]{40,}\b"),
+)
+
+
+def mask(secret: str) -> str:
+    """A recognisable but useless form of a secret: its first 4 and last 4 characters."""
+    if not secret:
+        return "<empty>"
+    if len(secret) <= 12:
+        return "***"
+    return f"{secret[:4]}...{secret[-4:]}"
+
+
+def fingerprint(secret: str) -> str:
+    """A stable, non-reversible name for a secret (store keys, lock names)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()[:32]
+
+
+def scrub(text: str) -> str:
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
+        else:
+            text = pattern.sub("[redacted]", text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

@@ -1,0 +1,75 @@
+"""OpenAI response shapes, and the one place that formats SSE lines.
+
+Wire rules (openai-compat.md items 7-18): every event is ``data: <one-line JSON>\\n\\n``; one id and
+created for all chunks; role in the first delta; incremental content; ``finish_reason`` present
+(null until the final chunk); usage chunk only when asked; then ``data: [DONE]``. one-api reads
+lines with a 64 KiB limit, so large deltas are split across chunks.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Iterator, Optional
+
+KEEP_ALIVE = b": keep-alive\n\n"
+DONE = b"data: [DONE]\n\n"
+MAX_DELTA_CHARS = 8 * 1024  # <= 32 KiB of UTF-8 even for 4-byte characters, far under 64 KiB
+
+
+def sse(payload: dict) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n\n"
+
+
+class ChunkFactory:
+    """Chunks of one completion: shared id, created and model."""
+
+    def __init__(self, model: str) -> None:
+        self.id = "chatcmpl-" + uuid.uuid4().hex
+        self.created = int(time.time())
+        self.model = model
+
+    def chunk(self, delta: dict, finish_reason: Optional[str] = None) -> dict:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
+
+    def role(self) -> bytes:
+        return sse(self.chunk({"role": "assistant", "content": ""}))
+
+    def content(self, text: str) -> Iterator[bytes]:
+        for start in range(0, len(text), MAX_DELTA_CHARS):
+            yield sse(self.chunk({"content": text[start:start + MAX_DELTA_CHARS]}))
+
+    def finish(self, reason: str) -> bytes:
+        return sse(self.chunk({}, reason))
+
+    def usage(self, usage: dict) -> bytes:
+        chunk = self.chunk({})
+        chunk["choices"] = []
+        chunk["usage"] = usage
+        return sse(chunk)
+
+    def error(self, error_body: dict) -> bytes:
+        return sse(error_body)
+
+    def completion(self, text: str, finish_reason: str, usage: dict) -> dict:
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }],
+            "usage": usage,
+        }

@@ -1,0 +1,129 @@
+"""An open reply -> OpenAI SSE bytes (streaming) or one chat.completion (non-streaming).
+
+Both read the same events through the same ReplyRenderer, so they can never disagree on the text.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from itertools import chain
+from typing import Callable, Iterator, Optional
+
+from ..errors import ApiError, UpstreamError, empty_reply
+from ..sse.events import StreamEnd
+from ..upstream.reply import WAITING
+from .chunks import DONE, KEEP_ALIVE, ChunkFactory
+from .text import ReplyRenderer
+from .usage import usage
+
+TICK = 1.0  # how often a silent stream checks whether its client is still there
+
+
+class ClientGone(Exception):
+    """The client closed its connection; the reply is abandoned."""
+
+
+@dataclass
+class ReplyContext:
+    """Everything the writers need besides the events."""
+
+    factory: ChunkFactory
+    renderer: ReplyRenderer
+    prompt_tokens: int
+    encoding: str
+    keep_alive_interval: float
+    client_gone: Callable[[], bool]
+    include_usage: bool = False
+    sleep_between_chunks: float = 0.0
+
+
+def _events(opened, context: ReplyContext, on_idle: Callable[[], Optional[bytes]]):
+    """Pending events, then live ones; on each idle tick ask ``on_idle`` what to send."""
+    for event in chain(opened.pending, opened.reply.events(timeout=min(TICK, context.keep_alive_interval))):
+        if event is WAITING:
+            if context.client_gone():
+                raise ClientGone()
+            yield on_idle()
+            continue
+        yield event
+        if isinstance(event, StreamEnd):
+            return
+
+
+def incomplete(context: ReplyContext) -> Optional[str]:
+    """Why the reply is not whole, or None when it is."""
+    state = context.renderer.state
+    if state.failure is not None:
+        return state.failure.message
+    if not state.saw_end and not state.finish_seen:
+        return "the upstream closed the stream before the reply was complete"
+    return None
+
+
+def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
+    """The SSE body of a streamed completion."""
+    factory, renderer = context.factory, context.renderer
+    last_write = [time.monotonic()]
+
+    def on_idle() -> Optional[bytes]:
+        if time.monotonic() - last_write[0] >= context.keep_alive_interval:
+            last_write[0] = time.monotonic()
+            return KEEP_ALIVE
+        return None
+
+    yield factory.role()
+    error: Optional[ApiError] = None
+    try:
+        for event in _events(opened, context, on_idle):
+            if event is None or isinstance(event, bytes):
+                if event:
+                    yield event
+                continue
+            text = renderer.render(event)
+            if text:
+                yield from factory.content(text)
+                last_write[0] = time.monotonic()
+                if context.sleep_between_chunks:
+                    time.sleep(context.sleep_between_chunks)
+            if renderer.state.failure is not None:
+                break
+    except ApiError as exc:
+        error = exc
+    yield from _stream_tail(context, error)
+
+
+def _stream_tail(context: ReplyContext, error: Optional[ApiError]) -> Iterator[bytes]:
+    """Close fences; on failure a visible note and an error frame (openai-compat.md item 23); then
+    the finish chunk, the usage chunk when asked, and [DONE]."""
+    factory, renderer = context.factory, context.renderer
+    tail = renderer.finish()
+    if tail:
+        yield from factory.content(tail)
+    reason = error.message if error is not None else incomplete(context)
+    if reason is not None:
+        failure = error or UpstreamError(502, f"The upstream failed mid-reply: {reason}", code="upstream_error")
+        yield from factory.content(f"\n\n[error: {failure.message}]")
+        yield factory.error(failure.body())
+    state = renderer.state
+    yield factory.finish(state.finish_reason)
+    if context.include_usage:
+        yield factory.usage(usage(context.prompt_tokens, state.text, context.encoding))
+    yield DONE
+
+
+def complete_reply(opened, context: ReplyContext) -> dict:
+    """Read the whole reply and build one chat.completion; failures raise ApiError."""
+    renderer = context.renderer
+    for event in _events(opened, context, lambda: None):
+        if event is not None:
+            renderer.render(event)
+        if renderer.state.failure is not None:
+            break
+    renderer.finish()
+    reason = incomplete(context)
+    if reason is not None:
+        raise UpstreamError(502, f"The upstream failed mid-reply: {reason}", code="upstream_error")
+    text = renderer.state.text
+    if not text:
+        raise empty_reply()
+    return context.factory.completion(text, renderer.state.finish_reason, usage(context.prompt_tokens, text, context.encoding))

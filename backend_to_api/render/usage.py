@@ -1,0 +1,51 @@
+"""Token counts with tiktoken, offline.
+
+tiktoken downloads its BPE files on first use, and this service has no internet at run time. The
+two encodings we need ship in ``backend_to_api/data/tiktoken`` under the names tiktoken's cache uses
+(sha1 of the download URL); tiktoken verifies their sha256 when it loads them. Pointing
+TIKTOKEN_CACHE_DIR there (tiktoken's documented cache setting) makes the normal loader find them.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from typing import Iterable
+
+import tiktoken
+
+from ..translate.chat_request import ChatMessage
+
+ENCODINGS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "tiktoken")
+
+# OpenAI's documented accounting for chat models: each message costs 3 tokens of framing and the
+# reply is primed with 3 more (openai-cookbook, "How to count tokens with tiktoken").
+TOKENS_PER_MESSAGE = 3
+REPLY_PRIMING = 3
+
+_load_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def encoding(name: str) -> tiktoken.Encoding:
+    with _load_lock:
+        os.environ["TIKTOKEN_CACHE_DIR"] = ENCODINGS_DIR
+        return tiktoken.get_encoding(name)
+
+
+def count_text(text: str, encoding_name: str) -> int:
+    if not text:
+        return 0
+    return len(encoding(encoding_name).encode(text, disallowed_special=()))
+
+
+def count_prompt(messages: Iterable[ChatMessage], encoding_name: str) -> int:
+    total = REPLY_PRIMING
+    for message in messages:
+        total += TOKENS_PER_MESSAGE + count_text(message.role, encoding_name) + count_text(message.text, encoding_name)
+    return total
+
+
+def usage(prompt_tokens: int, completion_text: str, encoding_name: str) -> dict:
+    completion = count_text(completion_text, encoding_name)
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion, "total_tokens": prompt_tokens + completion}

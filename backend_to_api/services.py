@@ -1,0 +1,31 @@
+"""The objects one worker shares between requests, built once by create_app and passed explicitly."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+from .auth.tokens import TokenResolver
+from .chat_service import ChatService
+from .models import ModelRegistry
+from .settings import Settings
+from .store import MemoryStore, RedisStore, open_store
+from .upstream.client import UpstreamClient
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Union[RedisStore, MemoryStore]
+    models: ModelRegistry
+    upstream: UpstreamClient
+    tokens: TokenResolver
+    chat: ChatService
+
+
+def build_services(settings: Settings, store: Optional[Union[RedisStore, MemoryStore]] = None) -> Services:
+    store = store if store is not None else open_store(settings.redis)
+    models = ModelRegistry(settings)
+    upstream = UpstreamClient(settings)
+    tokens = TokenResolver(settings.refresh, store, upstream)
+    chat = ChatService(settings, models, tokens, upstream)
+    return Services(settings, store, models, upstream, tokens, chat)

@@ -1,0 +1,148 @@
+"""Byte-level Server-Sent Events framing (WHATWG EventSource rules): no I/O, no JSON.
+
+Fed raw bytes in pieces of any size, returns whole events. Bytes are split into lines *before*
+decoding, and only whole lines are decoded as UTF-8: CR and LF never occur inside a UTF-8 sequence,
+so a character split across two network reads is never decoded in halves. Work per ``feed`` is
+proportional to the new bytes: an unterminated line is kept as a list of pieces and joined once, when
+its end arrives (upstream events reach hundreds of KB and often come in small reads).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+DEFAULT_MAX_LINE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSentEvent:
+    """One dispatched event. ``event`` is None when the stream named no type (the spec's "message")."""
+
+    event: Optional[str]
+    data: str
+    id: Optional[str] = None
+    retry: Optional[int] = None
+
+
+class SSEFormatError(Exception):
+    """The bytes cannot be framed as SSE (a line longer than the limit). The decoder is then unusable."""
+
+
+class SSEDecoder:
+    """Incremental SSE decoder: ``feed(bytes)`` as data arrives, ``finish()`` at the end of the body."""
+
+    def __init__(self, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self._max_line_bytes = max_line_bytes
+        self._partial: list[bytes] = []  # pieces of the current, not yet terminated line
+        self._partial_len = 0
+        # A chunk ending in CR may be the first half of CRLF: the next chunk's leading LF is not a line.
+        self._after_cr = False
+        self._broken = False
+        self._first_line = True
+        self._event: Optional[str] = None
+        self._data: list[str] = []
+        self._last_id: Optional[str] = None
+        self._retry: Optional[int] = None
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Decode one more piece of the body; returns the events it completed (often none)."""
+        if self._broken:
+            raise SSEFormatError("SSE decoder used after a framing error")
+        if not chunk:
+            return []
+        chunk = bytes(chunk)
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        events: list[ServerSentEvent] = []
+        # bytes.splitlines splits on exactly \n, \r\n and \r (unlike str.splitlines, which also
+        # splits on U+2028, U+0085, ... that are legal inside an event's data).
+        for piece in chunk.splitlines(keepends=True):
+            line = piece.rstrip(b"\r\n")
+            if len(line) == len(piece):  # only the last piece can lack a line end
+                self._keep_partial(line)
+            else:
+                self._end_line(line, events)
+        return events
+
+    def finish(self) -> list[ServerSentEvent]:
+        """End of body: a last line without a line end, and a last event without a blank line, count."""
+        if self._broken:
+            return []
+        events: list[ServerSentEvent] = []
+        if self._partial:
+            self._end_line(b"", events)
+        self._after_cr = False
+        event = self._dispatch()
+        if event is not None:
+            events.append(event)
+        return events
+
+    def _keep_partial(self, piece: bytes) -> None:
+        self._check_length(self._partial_len + len(piece))
+        self._partial.append(piece)
+        self._partial_len += len(piece)
+
+    def _end_line(self, tail: bytes, events: list[ServerSentEvent]) -> None:
+        raw = tail
+        if self._partial:
+            self._check_length(self._partial_len + len(tail))
+            self._partial.append(tail)
+            raw = b"".join(self._partial)
+            self._partial = []
+            self._partial_len = 0
+        else:
+            self._check_length(len(raw))
+        event = self._process_line(self._decode(raw))
+        if event is not None:
+            events.append(event)
+
+    def _check_length(self, length: int) -> None:
+        if length > self._max_line_bytes:
+            self._broken = True
+            self._partial = []
+            self._partial_len = 0
+            raise SSEFormatError(f"SSE line longer than {self._max_line_bytes} bytes")
+
+    def _decode(self, raw: bytes) -> str:
+        text = raw.decode("utf-8", errors="replace")
+        if self._first_line:
+            self._first_line = False
+            # The spec strips one byte order mark at the start of the stream.
+            if text.startswith("\ufeff"):
+                text = text[1:]
+        return text
+
+    def _process_line(self, line: str) -> Optional[ServerSentEvent]:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._last_id = value
+        elif name == "retry":
+            self._set_retry(value)
+        return None
+
+    def _set_retry(self, value: str) -> None:
+        if value.isascii() and value.isdigit():
+            try:
+                self._retry = int(value)
+            except ValueError:  # more digits than int() accepts: ignore the field, like any bad value
+                pass
+
+    def _dispatch(self) -> Optional[ServerSentEvent]:
+        event_type, data, retry = self._event, self._data, self._retry
+        self._event, self._data, self._retry = None, [], None
+        if not data:  # the spec drops events without data lines, resetting the type all the same
+            return None
+        # The last event id persists across events, as in EventSource.
+        return ServerSentEvent(event=event_type or None, data="\n".join(data), id=self._last_id, retry=retry)

@@ -1,0 +1,90 @@
+"""Typed events: what one upstream reply means, independent of how it was encoded.
+
+The interpreter (``sse.interpret``) turns upstream SSE events (cumulative ``parts`` or v1 deltas) into
+these; the renderer (``render``) turns these into OpenAI chunks. Neither side knows the other's format.
+
+Deltas are always *new* text only: the interpreter has already diffed cumulative snapshots per message
+id. ``message`` is the latest snapshot of the upstream message the delta belongs to (read-only), so a
+renderer can look at metadata (citations, model slug) without the interpreter knowing why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Union
+
+@dataclass(frozen=True)
+class ConversationId:
+    """The upstream conversation id, reported once, as soon as it is known."""
+
+    conversation_id: str
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """New assistant text addressed to the user (``recipient: all``)."""
+
+    text: str
+    message_id: str
+    message: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CodeDelta:
+    """New text of an assistant message addressed to a tool (``content_type: code``)."""
+
+    text: str
+    message_id: str
+    recipient: str
+    message: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ToolOutputDelta:
+    """New text of a tool's result message (e.g. python ``execution_output``)."""
+
+    text: str
+    message_id: str
+    tool: str
+    content_type: str
+    message: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class MessageFinished:
+    """An upstream message reached a final status; ``message`` is its last snapshot."""
+
+    message_id: str
+    role: str
+    message: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The upstream said why the turn ended: ``stop`` or ``length`` (OpenAI finish_reason values)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class UpstreamFailure:
+    """The upstream reported an error inside the stream (an ``error`` field, or an error frame)."""
+
+    message: str
+    code: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The upstream sent ``[DONE]``. A stream that ends without it produces no StreamEnd."""
+
+
+Event = Union[
+    ConversationId,
+    TextDelta,
+    CodeDelta,
+    ToolOutputDelta,
+    MessageFinished,
+    Finish,
+    UpstreamFailure,
+    StreamEnd,
+]

@@ -1,0 +1,234 @@
+"""Upstream SSE events -> typed events (``sse.events``), for both backend-api stream encodings.
+
+Cumulative encoding: each event is a whole snapshot of one message. v1 delta encoding: events are
+operations on one document (``sse.patch``); after each frame the rebuilt document goes through the
+same snapshot logic, so both encodings share one code path and produce identical events.
+
+State is kept per message id, because one turn holds several messages (assistant text, code addressed
+to a tool, the tool's output, more assistant text) and each one's text starts from empty.
+
+Robustness: odd-but-valid JSON (missing keys, wrong types, unknown shapes) is noise and yields
+nothing; a v1 frame that cannot be applied yields ``UpstreamFailure(code="bad_delta")``, because
+text after it could silently lack characters. Nothing raises from ``feed``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional
+
+from backend_to_api.sse.decoder import ServerSentEvent
+from backend_to_api.sse.events import (
+    CodeDelta,
+    ConversationId,
+    Event,
+    Finish,
+    MessageFinished,
+    StreamEnd,
+    TextDelta,
+    ToolOutputDelta,
+    UpstreamFailure,
+)
+from backend_to_api.sse.patch import DeltaDocument, PatchError
+
+_NOT_JSON: Any = object()
+_EMPTY: Mapping[str, Any] = {}
+_FINISH_REASONS = {"stop": "stop", "interrupted": "stop", "max_tokens": "length"}
+_TEXT_TYPES = ("text", "multimodal_text")
+_OP_KEYS = ("o", "p", "v")
+_MAX_FAILURE_CHARS = 500
+
+
+class ReplyInterpreter:
+    """Turns the upstream events of one reply, in order, into typed events. One instance per reply."""
+
+    def __init__(self) -> None:
+        self._delta_mode = False
+        self._document = DeltaDocument()
+        self._conversation_id_sent = False
+        self._reported_text: dict[str, str] = {}  # message id -> text the client has already got
+        self._finished: set[str] = set()
+        self._finish_sent: set[str] = set()
+        self._failures_sent: set[tuple[str, Optional[str]]] = set()
+
+    def feed(self, sse: ServerSentEvent) -> list[Event]:
+        """Interpret one upstream event; returns the typed events it means (often none)."""
+        if sse.event == "ping":
+            return []
+        if sse.data.strip() == "[DONE]":
+            return [StreamEnd()]
+        payload = _parse_json(sse.data)
+        if sse.event == "delta_encoding":
+            return self._set_encoding(payload, sse.data)
+        if self._is_delta(sse.event, payload):
+            return self._apply_delta(payload)
+        if isinstance(payload, dict):
+            return self._snapshot(payload)
+        return []
+
+    def _set_encoding(self, payload: Any, raw: str) -> list[Event]:
+        if payload == "v1" or raw.strip() == "v1":
+            self._delta_mode = True
+            return []
+        return self._failure(UpstreamFailure("unsupported stream delta encoding", "unsupported_encoding"))
+
+    def _is_delta(self, event: Optional[str], payload: Any) -> bool:
+        if event != "delta" and not self._delta_mode:
+            return False
+        # In v1 mode plain `data:` objects carrying "message" are whole snapshots, not operations.
+        return isinstance(payload, dict) and "message" not in payload and any(k in payload for k in _OP_KEYS)
+
+    def _apply_delta(self, frame: Any) -> list[Event]:
+        try:
+            self._document.apply(frame)
+        except PatchError as exc:
+            return self._failure(UpstreamFailure(f"malformed v1 delta frame: {exc}", "bad_delta"))
+        document = self._document.document
+        return self._snapshot(document) if isinstance(document, dict) else []
+
+    def _snapshot(self, payload: Mapping[str, Any]) -> list[Event]:
+        """One cumulative event (or the rebuilt v1 document): everything it newly says."""
+        message = payload.get("message")
+        has_message = isinstance(message, dict)
+        kind = payload.get("type")
+        # Typed side channels (moderation, title_generation, message_stream_complete, ...) are noise,
+        # even when they carry an "error" about their own feature, unless the type is an error.
+        if isinstance(kind, str) and not has_message and kind != "error":
+            return []
+        events = self._failure(_failure_in(payload))
+        events += self._conversation_id(payload.get("conversation_id"))
+        if has_message:
+            events += self._message(message)
+        return events
+
+    def _failure(self, failure: Optional[UpstreamFailure]) -> list[Event]:
+        # A v1 document keeps its "error" field for every later frame: report each error once.
+        if failure is None or (failure.message, failure.code) in self._failures_sent:
+            return []
+        self._failures_sent.add((failure.message, failure.code))
+        return [failure]
+
+    def _conversation_id(self, value: Any) -> list[Event]:
+        if self._conversation_id_sent or not isinstance(value, str) or not value:
+            return []
+        self._conversation_id_sent = True
+        return [ConversationId(value)]
+
+    def _message(self, message: Mapping[str, Any]) -> list[Event]:
+        author = _mapping(message.get("author"))
+        role = _str(author.get("role"))
+        if role not in ("assistant", "tool"):  # user/system: the echo of our request; others unknown
+            return []
+        message_id = _str(message.get("id"))
+        events = self._delta(message, message_id, role, _str(author.get("name")))
+        if _str(message.get("status")).startswith("finished") and message_id not in self._finished:
+            self._finished.add(message_id)
+            events.append(MessageFinished(message_id, role, message))
+        if role == "assistant":
+            events += self._finish(message, message_id)
+        return events
+
+    def _delta(self, message: Mapping[str, Any], message_id: str, role: str, name: str) -> list[Event]:
+        content = _mapping(message.get("content"))
+        content_type = _str(content.get("content_type"))
+        recipient = message.get("recipient")
+        if role == "assistant" and content_type not in _TEXT_TYPES and content_type != "code":
+            return []  # other assistant content (thoughts, recaps, ...): not text for anyone
+        text = self._advance(message_id, _content_text(content))
+        if not text:
+            return []
+        if role == "tool":
+            return [ToolOutputDelta(text, message_id, name, content_type, message)]
+        if content_type in _TEXT_TYPES and recipient in (None, "all"):
+            return [TextDelta(text, message_id, message)]
+        # Code, or text addressed to a tool (recipient bio, a GPT action, ...): not for the user.
+        return [CodeDelta(text, message_id, _str(recipient), message)]
+
+    def _advance(self, message_id: str, text: str) -> str:
+        """The part of ``text`` the client has not seen yet; never garbage, never a duplicate."""
+        reported = self._reported_text.get(message_id, "")
+        if text is reported:  # v1 frames that did not touch this text share the same object
+            return ""
+        if text.startswith(reported):
+            self._reported_text[message_id] = text
+            return text[len(reported):]
+        # Upstream rewrote the text. If it only shrank, keep the longer baseline so text growing back
+        # over what the client already has is not sent twice; otherwise re-baseline on the new text.
+        if not reported.startswith(text):
+            self._reported_text[message_id] = text
+        return ""
+
+    def _finish(self, message: Mapping[str, Any], message_id: str) -> list[Event]:
+        # Only a message addressed to the user can end the turn; a code message to a tool that
+        # "stops" (or a message with end_turn false) hands over to the tool instead.
+        if message_id in self._finish_sent or message.get("recipient") not in (None, "all"):
+            return []
+        if message.get("end_turn") is False:
+            return []
+        details = _mapping(_mapping(message.get("metadata")).get("finish_details"))
+        reason = _FINISH_REASONS.get(_str(details.get("type")))
+        if reason is None:
+            return []
+        self._finish_sent.add(message_id)
+        return [Finish(reason)]
+
+
+def _parse_json(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # bare timestamps, truncated frames, absurd nesting
+        return _NOT_JSON
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else _EMPTY
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _content_text(content: Mapping[str, Any]) -> str:
+    """content.text (code, execution_output, quotes) or the string parts (text, multimodal_text)."""
+    text = content.get("text")
+    if isinstance(text, str):
+        return text
+    parts = content.get("parts")
+    if not isinstance(parts, list):
+        return ""
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return parts[0]  # the usual case: keep the object, so an untouched v1 text is `is`-equal
+    return "".join(part for part in parts if isinstance(part, str))
+
+
+def _failure_in(payload: Mapping[str, Any]) -> Optional[UpstreamFailure]:
+    return _failure_from(payload.get("error"), 0) or _failure_from(payload.get("detail"), 0)
+
+
+def _failure_from(value: Any, depth: int) -> Optional[UpstreamFailure]:
+    """An error value: a string, ``{"message"|"detail": ..., "code": ...}``, or a list (422 details)."""
+    if isinstance(value, str):
+        return UpstreamFailure(value[:_MAX_FAILURE_CHARS]) if value.strip() else None
+    if isinstance(value, list) and value:
+        return UpstreamFailure(_compact(value))
+    if not isinstance(value, dict) or not value:
+        return None
+    inner = value.get("message") or value.get("detail")
+    nested = _failure_from(inner, depth + 1) if depth < 2 else None
+    code = _code(value.get("code")) or (nested.code if nested else None)
+    return UpstreamFailure(nested.message if nested else _compact(value), code)
+
+
+def _code(value: Any) -> Optional[str]:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _compact(value: Any) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, TypeError, RecursionError):
+        text = "upstream error"
+    return text[:_MAX_FAILURE_CHARS]

@@ -1,0 +1,191 @@
+"""Shared state: Redis when reachable, an in-process store otherwise; one interface for both.
+
+Everything several gunicorn workers or instances must agree on (access tokens, refresh locks, GPTs
+info, upload hashes, rate-limit state) goes through a Store. Keys are namespaced, values are JSON
+(never repr/eval, as the original did). If Redis goes away mid-run, reads behave as cache misses and
+writes are skipped, with a warning, so requests keep working; redis-py reconnects by itself.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Optional, Tuple
+
+import redis
+
+from .settings import RedisSettings
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "b2a:"
+
+
+class LockTimeout(Exception):
+    """Another holder kept a lock longer than we were willing to wait."""
+
+
+class MemoryStore:
+    """The in-process fallback: correct within one process, not shared across workers."""
+
+    kind = "memory"
+
+    def __init__(self) -> None:
+        self._values: Dict[str, Tuple[Any, Optional[float]]] = {}
+        self._guard = threading.Lock()
+        self._locks: Dict[str, threading.Lock] = {}
+
+    def get_json(self, key: str) -> Any:
+        with self._guard:
+            value, expires = self._values.get(key, (None, None))
+            if expires is not None and expires <= time.monotonic():
+                self._values.pop(key, None)
+                return None
+            return value
+
+    def set_json(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
+        expires = time.monotonic() + ttl if ttl else None
+        with self._guard:
+            self._values[key] = (json.loads(json.dumps(value)), expires)
+
+    def delete(self, key: str) -> None:
+        with self._guard:
+            self._values.pop(key, None)
+
+    def claim(self, key: str, ttl: float) -> bool:
+        """Set ``key`` only if absent; True if this caller got it."""
+        with self._guard:
+            value, expires = self._values.get(key, (None, None))
+            if value is not None and (expires is None or expires > time.monotonic()):
+                return False
+            self._values[key] = (True, time.monotonic() + ttl)
+            return True
+
+    def add_to_set(self, key: str, member: str) -> None:
+        with self._guard:
+            members, _ = self._values.get(key, (None, None))
+            self._values[key] = (sorted(set(members or []) | {member}), None)
+
+    def members(self, key: str) -> list:
+        return list(self.get_json(key) or [])
+
+    @contextmanager
+    def lock(self, name: str, ttl: float, wait: float) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        if not lock.acquire(timeout=wait):
+            raise LockTimeout(name)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def ping(self) -> bool:
+        return True
+
+
+class RedisStore:
+    """Redis-backed store. Errors degrade to cache misses; they never fail a request."""
+
+    kind = "redis"
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._last_warning = 0.0
+
+    def get_json(self, key: str) -> Any:
+        raw = self._call(self.client.get, NAMESPACE + key)
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    def set_json(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
+        ttl_ms = int(ttl * 1000) if ttl else None
+        self._call(self.client.set, NAMESPACE + key, json.dumps(value), px=ttl_ms)
+
+    def delete(self, key: str) -> None:
+        self._call(self.client.delete, NAMESPACE + key)
+
+    def claim(self, key: str, ttl: float) -> bool:
+        """Set ``key`` only if absent; True if this caller got it (False also when Redis is down)."""
+        return bool(self._call(self.client.set, NAMESPACE + key, "1", nx=True, px=int(ttl * 1000)))
+
+    def add_to_set(self, key: str, member: str) -> None:
+        self._call(self.client.sadd, NAMESPACE + key, member)
+
+    def members(self, key: str) -> list:
+        raw = self._call(self.client.smembers, NAMESPACE + key) or set()
+        return sorted(item.decode() if isinstance(item, bytes) else item for item in raw)
+
+    @contextmanager
+    def lock(self, name: str, ttl: float, wait: float) -> Iterator[None]:
+        lock = self.client.lock(NAMESPACE + "lock:" + name, timeout=ttl, blocking_timeout=wait, sleep=0.05)
+        try:
+            acquired = lock.acquire()
+        except redis.RedisError as exc:
+            # Redis is down: without it no cross-process exclusion exists; proceed rather than fail.
+            self._warn(exc)
+            yield
+            return
+        if not acquired:
+            raise LockTimeout(name)
+        try:
+            yield
+        finally:
+            self._call(lock.release)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except redis.RedisError as exc:
+            self._warn(exc)
+            return None
+
+    def _warn(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > 30:
+            self._last_warning = now
+            log.warning("redis unavailable (%s); continuing without shared state", exc.__class__.__name__)
+
+
+def redis_client(settings: RedisSettings) -> redis.Redis:
+    # A blocking pool: under gevent hundreds of requests may want a connection at once; they
+    # should wait briefly for one rather than fail with "Too many connections".
+    pool = redis.BlockingConnectionPool(
+        host=settings.host,
+        port=settings.port,
+        password=settings.password or None,
+        db=settings.db,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry_on_timeout=True,
+        health_check_interval=30,
+        max_connections=settings.pool_size,
+        timeout=settings.pool_timeout,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def open_store(settings: RedisSettings) -> "RedisStore | MemoryStore":
+    """Redis if it answers a ping now, else the in-process store (and say so once)."""
+    store = RedisStore(redis_client(settings))
+    if store.ping():
+        log.info("shared state in redis at %s:%s db %s", settings.host, settings.port, settings.db)
+        return store
+    log.warning(
+        "redis at %s:%s is not reachable: using an in-process store "
+        "(tokens and limits are not shared between workers or instances)",
+        settings.host, settings.port,
+    )
+    return MemoryStore()

@@ -1,0 +1,103 @@
+"""The one HTTP client for every outbound call: one pooled session per worker, explicit timeouts.
+
+Lower-level failures (requests/urllib3 exceptions) are wrapped here into UpstreamError, so callers
+catch one family.
+"""
+from __future__ import annotations
+
+import http.client
+import logging
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Mapping, Optional
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from ..errors import UpstreamError, upstream_timeout, upstream_unreachable
+from ..settings import Settings
+from .errors import map_upstream_status
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+)
+
+
+@contextmanager
+def wrap_transport_errors(what: str) -> Iterator[None]:
+    """requests' exceptions -> UpstreamError (504 on timeouts, 502 otherwise)."""
+    try:
+        yield
+    except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+        raise upstream_timeout(what) from exc
+    except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        raise upstream_unreachable(f"{what}: {exc.__class__.__name__}") from exc
+
+
+class UpstreamClient:
+    def __init__(self, settings: Settings) -> None:
+        self.root = settings.upstream_root
+        self.timeout = (settings.upstream_connect_timeout, settings.upstream_read_timeout)
+        self.session = _session(settings)
+
+    def headers(self, access_token: str, account_id: Optional[str] = None) -> Dict[str, str]:
+        headers = {"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT}
+        if account_id:
+            headers["Chatgpt-Account-Id"] = account_id
+        return headers
+
+    def open_conversation(
+        self, payload: Mapping[str, Any], access_token: str, account_id: Optional[str] = None
+    ) -> requests.Response:
+        """POST the conversation; returns the open streaming response, or raises UpstreamError."""
+        headers = self.headers(access_token, account_id)
+        headers["Accept"] = "text/event-stream"
+        with wrap_transport_errors("conversation"):
+            response = self.session.post(
+                f"{self.root}/backend-api/conversation", json=payload, headers=headers,
+                stream=True, timeout=self.timeout,
+            )
+        if response.status_code != 200:
+            raise self._failure(response)
+        return response
+
+    def hide_conversation(self, conversation_id: str, access_token: str, account_id: Optional[str] = None) -> bool:
+        with wrap_transport_errors("hide conversation"):
+            response = self.session.patch(
+                f"{self.root}/backend-api/conversation/{conversation_id}", json={"is_visible": False},
+                headers=self.headers(access_token, account_id), timeout=self.timeout,
+            )
+        response.close()
+        return response.status_code == 200
+
+    def post(self, url: str, what: str, **kwargs: Any) -> requests.Response:
+        """A plain POST to any URL (token refreshers), with our timeouts and error wrapping."""
+        kwargs.setdefault("timeout", (self.timeout[0], 60))
+        with wrap_transport_errors(what):
+            return self.session.post(url, **kwargs)
+
+    def _failure(self, response: requests.Response) -> UpstreamError:
+        try:
+            with wrap_transport_errors("reading the error body"):
+                body = response.raw.read(64 * 1024, decode_content=True).decode("utf-8", "replace")
+        except UpstreamError:
+            body = ""
+        finally:
+            response.close()
+        error = map_upstream_status(response.status_code, body, response.headers)
+        log.info("upstream answered %s: %s", response.status_code, error.message)
+        return error
+
+
+def _session(settings: Settings) -> requests.Session:
+    session = requests.Session()
+    # One pool per worker, large enough that concurrent streams never wait for a connection.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(settings.worker_connections, 10), max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    if settings.proxy:
+        session.proxies = {"http": settings.proxy, "https": settings.proxy}
+    return session

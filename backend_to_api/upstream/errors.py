@@ -1,0 +1,90 @@
+"""Turn an upstream HTTP failure into the one UpstreamError the client will see.
+
+Status choices (openai-compat.md item 21): one-api retries 429/5xx and disables a channel on 401;
+the openai SDKs retry 408/409/429/5xx twice unless told ``x-should-retry: false``, and every retry
+here is a real web conversation, so we say "don't" where a retry can only burn quota.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional
+
+from ..errors import UpstreamError
+
+NO_RETRY = {"x-should-retry": "false"}
+
+
+def upstream_message(body: str, content_type: str = "") -> str:
+    """The human part of an upstream error body: ``detail`` (string or .message), else a summary."""
+    detail = _detail(body)
+    if isinstance(detail, Mapping):
+        detail = detail.get("message") or detail.get("code")
+    if isinstance(detail, str) and detail.strip():
+        return detail.strip()[:500]
+    if "html" in content_type.lower() or body.lstrip().startswith("<"):
+        return "the upstream answered with an HTML page (often a Cloudflare or login challenge)"
+    text = " ".join(body.split())
+    return text[:300] if text else "no details given"
+
+
+def _detail(body: str) -> Any:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, Mapping):
+        return None
+    for key in ("detail", "error", "message"):
+        if data.get(key):
+            return data[key]
+    return None
+
+
+def retry_after_seconds(body: str, headers: Mapping[str, str]) -> Optional[int]:
+    detail = _detail(body)
+    if isinstance(detail, Mapping) and isinstance(detail.get("clears_in"), (int, float)):
+        return max(1, int(detail["clears_in"]))
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if value and str(value).strip().isdigit():
+        return max(1, int(value))
+    return None
+
+
+def error_code(body: str) -> Optional[str]:
+    detail = _detail(body)
+    if isinstance(detail, Mapping) and isinstance(detail.get("code"), str):
+        return detail["code"]
+    return None
+
+
+def map_upstream_status(status: int, body: str, headers: Mapping[str, str]) -> UpstreamError:
+    """Map a non-2xx answer of the conversation (or another backend-api) call."""
+    message = upstream_message(body, headers.get("Content-Type", ""))
+    if status == 401:
+        return UpstreamError(401, f"The upstream rejected the access token: {message}", status,
+                             type_="authentication_error", code="invalid_api_key", headers=NO_RETRY)
+    if status == 429:
+        return _rate_limited(body, headers, message)
+    if status == 413:
+        return UpstreamError(400, f"The conversation is too long for the upstream: {message}", status,
+                             type_="invalid_request_error", code="context_length_exceeded", headers=NO_RETRY)
+    if status in (400, 422):
+        return UpstreamError(400, f"The upstream refused the request: {message}", status,
+                             type_="invalid_request_error", code=error_code(body), headers=NO_RETRY)
+    if status == 403:
+        return UpstreamError(503, f"The upstream refused access (HTTP 403): {message}", status,
+                             code=error_code(body) or "upstream_forbidden")
+    if status == 404:
+        return UpstreamError(502, f"The upstream answered 404 (check upstream_base_url and "
+                                  f"upstream_api_prefix): {message}", status, code="upstream_not_found")
+    return UpstreamError(502, f"The upstream failed with HTTP {status}: {message}", status,
+                         code=error_code(body) or "upstream_error")
+
+
+def _rate_limited(body: str, headers: Mapping[str, str], message: str) -> UpstreamError:
+    seconds = retry_after_seconds(body, headers)
+    extra = {"Retry-After": str(seconds)} if seconds else {}
+    if seconds and seconds > 60:
+        extra.update(NO_RETRY)  # a model cap clears in hours: an SDK retry now only fails again
+    return UpstreamError(429, f"Upstream rate limit: {message}", 429, type_="rate_limit_exceeded",
+                         code=error_code(body) or "rate_limit_exceeded", headers=extra)

@@ -1,0 +1,136 @@
+"""An open upstream reply as a stream of typed events that can be waited on with a timeout.
+
+The body is read by one pump (a greenlet under gevent workers, a thread under gthread), which runs
+the SSE decoder and the interpreter and queues typed events. The request side waits on the queue
+with a short timeout, so it can send keep-alives while the upstream is silent and notice a client
+that went away; closing the reply closes the upstream socket, which ends the pump at once.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable, Iterator, List, Optional, Union
+
+import requests
+
+from ..errors import ApiError, UpstreamError
+from ..sse.decoder import SSEDecoder, SSEFormatError
+from ..sse.events import Event, StreamEnd, UpstreamFailure
+from ..sse.interpret import ReplyInterpreter
+from .client import wrap_transport_errors
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+_END = object()
+
+
+class Waiting:
+    """Returned by ReplyStream.next_events when nothing arrived within the timeout."""
+
+
+WAITING = Waiting()
+
+
+class ReplyStream:
+    """``open_response`` makes the upstream call; it runs on the pump too, so the request side can
+    answer headers by its deadline even when the upstream is slow to answer at all."""
+
+    def __init__(self, open_response: Callable[[], requests.Response]) -> None:
+        self._open_response = open_response
+        self._response: Optional[requests.Response] = None
+        self._queue: "queue.Queue[object]" = queue.Queue()
+        self._closed = threading.Event()
+        self._pump = threading.Thread(target=self._run, name="upstream-pump", daemon=True)
+        self._pump.start()
+
+    def next_events(self, timeout: float) -> Union[List[Event], Waiting, None]:
+        """Events that arrived, WAITING on timeout, None once the body has ended.
+
+        Raises ApiError (mostly UpstreamError) when the call or reading the body failed (timeout, reset, bad framing).
+        """
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return WAITING
+        if item is _END:
+            self._queue.put(_END)  # stay ended for later calls
+            return None
+        if isinstance(item, ApiError):
+            self._queue.put(_END)
+            raise item
+        return item  # type: ignore[return-value]
+
+    def events(self, timeout: float) -> Iterator[Union[Event, Waiting]]:
+        while True:
+            batch = self.next_events(timeout)
+            if batch is None:
+                return
+            if batch is WAITING:
+                yield WAITING
+                continue
+            yield from batch  # type: ignore[misc]
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            if self._response is not None:
+                self._response.close()
+
+    def _run(self) -> None:
+        decoder, interpreter = SSEDecoder(), ReplyInterpreter()
+        try:
+            self._response = self._open_response()
+            if self._closed.is_set():
+                return  # closed while the call was being made
+            for chunk in _body_chunks(self._response):
+                self._deliver(interpreter, decoder.feed(chunk))
+            self._deliver(interpreter, decoder.finish())
+        except ApiError as exc:  # upstream failures, and a refresh refused after an upstream 401
+            if not self._closed.is_set():
+                self._queue.put(exc)
+        except SSEFormatError as exc:
+            self._queue.put([UpstreamFailure(f"the upstream stream was malformed: {exc}", "bad_stream")])
+        except Exception:  # a bug must end this reply with an error, never hang it
+            log.exception("reading the upstream reply failed")
+            self._queue.put(UpstreamError(502, "Reading the upstream reply failed.", code="upstream_error"))
+        finally:
+            self._queue.put(_END)
+            if self._response is not None:
+                self._response.close()
+
+    def _deliver(self, interpreter: ReplyInterpreter, sse_events: list) -> None:
+        events: List[Event] = []
+        for sse in sse_events:
+            events.extend(interpreter.feed(sse))
+        if events:
+            self._queue.put(events)
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: read1 returns whatever one chunk / one recv gave, without waiting
+    for a full buffer (a plain read(n) would hold back a slow stream until n bytes came)."""
+    raw = response.raw
+    while True:
+        try:
+            with wrap_transport_errors("reading the reply"):
+                chunk = raw.read1(READ_SIZE, decode_content=True)
+        except UpstreamError as exc:
+            if exc.status == 504:
+                raise
+            raise UpstreamError(502, "The upstream connection broke in the middle of the reply.",
+                                code="upstream_disconnected") from exc
+        if not chunk:
+            return
+        yield chunk
+
+
+def ended_cleanly(saw_done: bool) -> Optional[UpstreamFailure]:
+    """A body that ended without [DONE] is a truncated reply."""
+    if saw_done:
+        return None
+    return UpstreamFailure("the upstream closed the stream before the reply was complete", "incomplete_stream")
+
+
+__all__ = ["ReplyStream", "WAITING", "Waiting", "StreamEnd", "ended_cleanly"]

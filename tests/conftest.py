@@ -1,0 +1,235 @@
+"""Test harness: a real redis-server, the emulated backend-api and the proxy under real gunicorn,
+each a subprocess on a free loopback port, started once per session (extra proxies on demand).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, Iterator, List, Optional
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float = 20.0, what: str = "service") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout}s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        # SIGINT: gunicorn's quick shutdown (SIGTERM would wait for open keep-alive connections).
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class RedisServer:
+    def __init__(self, workdir: str) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "RedisServer":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.workdir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.ping, what="redis-server")
+        return self
+
+    def ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    def command(self, *args: str) -> bytes:
+        """A raw RESP command (tests inspect keys without importing our store)."""
+        payload = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(payload.encode())
+            time.sleep(0.05)
+            return sock.recv(65536)
+
+    def stop(self) -> None:
+        if self.process:
+            stop(self.process)
+
+
+class Emulator:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "Emulator":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.emulator", "--host", "127.0.0.1", "--port", str(self.port)], cwd=ROOT,
+        )
+        wait_until(lambda: requests.get(self.url + "/_emulator/health", timeout=1).ok, what="emulator")
+        return self
+
+    def reset(self) -> None:
+        requests.post(self.url + "/_emulator/reset", timeout=5).raise_for_status()
+
+    def configure(self, **values) -> None:
+        requests.post(self.url + "/_emulator/config", json=values, timeout=5).raise_for_status()
+
+    def requests(self, path: Optional[str] = None) -> List[dict]:
+        items = requests.get(self.url + "/_emulator/requests", timeout=5).json()
+        return [item for item in items if path is None or item["path"] == path]
+
+    def conversations(self) -> List[dict]:
+        return self.requests("/backend-api/conversation")
+
+    def streams(self) -> List[dict]:
+        return requests.get(self.url + "/_emulator/streams", timeout=5).json()
+
+    def revoke(self, access_token: str) -> None:
+        requests.post(self.url + "/_emulator/revoke", json={"access_token": access_token}, timeout=5).raise_for_status()
+
+    def stop(self) -> None:
+        if self.process:
+            stop(self.process)
+
+
+class Proxy:
+    """backend-to-api started exactly as the README says: `python main.py`, configured by env."""
+
+    def __init__(self, emulator: Emulator, redis_port: Optional[int], workdir: str, env: Dict[str, str]) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.log_dir = os.path.join(workdir, "log")
+        self.env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "CONFIG_FILE": os.path.join(ROOT, "config.json"),
+            "UPSTREAM_BASE_URL": emulator.url,
+            "REFRESH_TOACCESS_XYHELPER_REFRESHTOACCESS_URL": emulator.url + "/applelogin",
+            "REFRESH_TOACCESS_OAI_REFRESHTOACCESS_URL": emulator.url + "/oauth/token",
+            "REDIS_HOST": "127.0.0.1",
+            "REDIS_PORT": str(redis_port or free_port()),
+            "LOG_DIR": self.log_dir,
+            "LOG_LEVEL": "DEBUG",
+            "PROCESS_WORKERS": "2",
+            "KEEP_ALIVE_INTERVAL": "1",
+            "FIRST_EVENT_TIMEOUT": "5",
+            **env,
+        }
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output_path = os.path.join(workdir, "proxy.out")
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "Proxy":
+        self._output = open(self.output_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "main.py"], cwd=ROOT, env=self.env, stdout=self._output, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(lambda: requests.get(self.url + "/healthz", timeout=1).ok, what="proxy")
+        except RuntimeError:
+            stop(self.process)
+            raise RuntimeError("proxy did not start:\n" + self.output())
+        return self
+
+    def output(self) -> str:
+        with open(self.output_path, "rb") as handle:
+            return handle.read().decode("utf-8", "replace")
+
+    def logs(self) -> str:
+        """Everything the proxy logged: stderr plus log/access.log."""
+        text = self.output()
+        path = os.path.join(self.log_dir, "access.log")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text += handle.read()
+        return text
+
+    def client(self, api_key: str = "rt-default", **kwargs):
+        import openai
+
+        kwargs.setdefault("max_retries", 0)
+        kwargs.setdefault("timeout", 30)
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, **kwargs)
+
+    def stop(self) -> None:
+        if self.process:
+            stop(self.process)
+            self._output.close()
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[str]:
+    path = tempfile.mkdtemp(prefix="b2a-tests-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir) -> Iterator[RedisServer]:
+    server = RedisServer(workdir).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    server = Emulator().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def start_proxy(emulator, redis_server, workdir):
+    """Start an extra proxy with environment overrides; all are stopped at the end of the session."""
+    started: List[Proxy] = []
+
+    def start(env: Optional[Dict[str, str]] = None, redis: bool = True) -> Proxy:
+        proxy_dir = tempfile.mkdtemp(dir=workdir)
+        proxy = Proxy(emulator, redis_server.port if redis else None, proxy_dir, env or {}).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy(start_proxy) -> Proxy:
+    return start_proxy()
+
+
+def directive(**values) -> str:
+    """A user message that tells the emulator which scenario to play."""
+    return json.dumps({"emu": values.pop("emu", "text"), **values}, ensure_ascii=False)

@@ -1,0 +1,126 @@
+"""The two stream encodings the real upstream uses, as encoders from steps to SSE frames.
+
+Scenarios describe each message as a series of whole cumulative documents; the classic encoding
+sends them as they are, and the v1 encoding sends the JSON-patch-like difference from the previous
+document of the same message, the way the newer upstream does.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .steps import DataFrame, MessageUpdate, RawFrame, StreamComplete
+from .wire import data_line
+
+Frame = tuple[str, ...]
+_TEXT_PATHS = {"text": "/message/content/parts/0", "multimodal_text": "/message/content/parts/0",
+               "code": "/message/content/text", "execution_output": "/message/content/text"}
+_MISSING = object()
+
+
+class CumulativeEncoder:
+    """Classic encoding: every message event carries the whole text so far."""
+
+    def __init__(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+
+    def preamble(self) -> list[Frame]:
+        return []
+
+    def encode(self, step: Any) -> list[Frame]:
+        if isinstance(step, RawFrame):
+            return [step.lines]
+        if isinstance(step, DataFrame):
+            return [(data_line(step.payload),)]
+        if isinstance(step, MessageUpdate):
+            return self._message(step.document)
+        if isinstance(step, StreamComplete):
+            return self._complete()
+        raise TypeError(f"not an encodable step: {step!r}")
+
+    def _message(self, document: dict) -> list[Frame]:
+        return [(data_line(document),)]
+
+    def _complete(self) -> list[Frame]:
+        return []
+
+
+class DeltaV1Encoder(CumulativeEncoder):
+    """v1 encoding: `add` a message once, then send only what changed."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(conversation_id)
+        self._sent: dict[str, dict] = {}  # message id -> last document the client holds
+        self._added = 0  # the "c" index of the next added message
+        self._last_append: tuple[str, str] | None = None  # what a bare {"v": ...} repeats
+
+    def preamble(self) -> list[Frame]:
+        return [("event: delta_encoding", 'data: "v1"')]
+
+    def _message(self, document: dict) -> list[Frame]:
+        message_id = document["message"]["id"]
+        previous = self._sent.get(message_id)
+        self._sent[message_id] = document
+        if previous is None:
+            self._last_append = None
+            operation = {"p": "", "o": "add", "v": document, "c": self._added}
+            self._added += 1
+        else:
+            operation = self._compact(message_operations(previous["message"], document["message"]))
+        return [] if operation is None else [("event: delta", data_line(operation))]
+
+    def _compact(self, operations: list[dict]) -> dict | None:
+        if not operations:
+            return None
+        if len(operations) > 1:
+            self._last_append = None
+            return {"p": "", "o": "patch", "v": operations}
+        operation = operations[0]
+        key = (operation["p"], operation["o"])
+        if operation["o"] == "append" and key == self._last_append:
+            return {"v": operation["v"]}  # the common case: more text on the same path
+        self._last_append = key if operation["o"] == "append" else None
+        return operation
+
+    def _complete(self) -> list[Frame]:
+        return [(data_line({"type": "message_stream_complete",
+                            "conversation_id": self.conversation_id}),)]
+
+
+def message_operations(old: dict, new: dict) -> list[dict]:
+    """The v1 operations that turn message `old` into `new` (times are not diffed, as upstream)."""
+    operations = _content_operations(old["content"], new["content"])
+    for key in ("status", "end_turn"):
+        if old.get(key) != new.get(key):
+            operations.append({"p": f"/message/{key}", "o": "replace", "v": new.get(key)})
+    changed = {key: value for key, value in new["metadata"].items()
+               if old["metadata"].get(key, _MISSING) != value}
+    if changed:
+        operations.append({"p": "/message/metadata", "o": "append", "v": changed})
+    return operations
+
+
+def _content_operations(old: dict, new: dict) -> list[dict]:
+    if old == new:
+        return []
+    path = _TEXT_PATHS.get(new.get("content_type"))
+    if path is None or old.get("content_type") != new.get("content_type"):
+        return [{"p": "/message/content", "o": "replace", "v": new}]
+    old_text, new_text = _text(old), _text(new)
+    if new_text == old_text:  # something beside the text changed
+        return [{"p": "/message/content", "o": "replace", "v": new}]
+    if new_text.startswith(old_text):
+        return [{"p": path, "o": "append", "v": new_text[len(old_text):]}]
+    # Upstream rewrote the text: send it whole rather than a `truncate`, whose length would be
+    # counted in the browser's UTF-16 units and so differ from Python's for emoji.
+    return [{"p": path, "o": "replace", "v": new_text}]
+
+
+def _text(content: dict) -> str:
+    if "parts" in content:
+        first = content["parts"][0] if content["parts"] else ""
+        return first if isinstance(first, str) else ""
+    return content.get("text") or ""
+
+
+def encoder_for(encoding: str, conversation_id: str) -> CumulativeEncoder:
+    return DeltaV1Encoder(conversation_id) if encoding == "v1" else CumulativeEncoder(conversation_id)

@@ -1,0 +1,210 @@
+"""The replies the emulator can give: one small generator of steps per scenario.
+
+Scenarios know nothing of the encoding or the socket; they yield steps (steps.py) describing the
+reply, and the stream runner turns them into bytes and time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Generator, Iterator
+
+from . import messages
+from .directive import Directive, DirectiveError
+from .messages import LiveMessage
+from .steps import (DONE, PING, DataFrame, Drop, KeepAlive, MessageUpdate, Pause, RawFrame,
+                    StreamComplete)
+from .wire import to_json
+
+
+@dataclass
+class ReplyContext:
+    directive: Directive
+    conversation_id: str
+    user_message: dict
+    model_slug: str
+    text_events: int = 0  # text events yielded so far: `interval` goes between them
+    last_message_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last_message_id = self.user_message["id"]
+
+    def prefixes(self, text: str) -> list[str]:
+        """The cumulative texts of successive events, `chunk` more characters each."""
+        size = self.directive.chunk
+        return [text[:end] for end in range(size, len(text) + size, size)]
+
+    def new_assistant(self, content: dict, recipient: str = "all") -> LiveMessage:
+        message = messages.assistant_message(self.conversation_id, self.last_message_id,
+                                             self.model_slug, content, recipient)
+        self.last_message_id = message.id
+        return message
+
+    def new_python_output(self, code: str, output: str) -> LiveMessage:
+        message = messages.python_output_message(self.conversation_id, self.last_message_id,
+                                                 self.model_slug, code, output)
+        self.last_message_id = message.id
+        return message
+
+
+Steps = Iterator[object]
+
+
+# --- building blocks -------------------------------------------------------------------------
+
+def preamble(ctx: ReplyContext) -> Steps:
+    """The noise before the answer that a client must skip."""
+    cid = ctx.conversation_id
+    yield PING
+    yield messages.timestamp_frame()
+    yield messages.user_echo(cid, ctx.user_message)
+    yield DataFrame(messages.moderation_event(cid, ctx.user_message["id"]))
+    yield DataFrame(messages.title_event(cid))
+    yield DataFrame(messages.detail_metadata_event(cid, ctx.model_slug))
+
+
+def grow(ctx: ReplyContext, message: LiveMessage, prefixes: list[str]) -> Steps:
+    for prefix in prefixes:
+        if ctx.text_events and ctx.directive.interval > 0:
+            yield Pause(ctx.directive.interval)
+        ctx.text_events += 1
+        yield message.set_text(prefix)
+
+
+def answer(ctx: ReplyContext, text: str, end_turn: bool = True) -> Steps:
+    """A whole assistant text message, from the empty first event to the finished one."""
+    message = ctx.new_assistant(messages.text_content())
+    yield message.update()
+    yield from grow(ctx, message, ctx.prefixes(text))
+    yield message.finish(end_turn, ctx.directive.finish if end_turn else None)
+
+
+def closing() -> Steps:
+    yield StreamComplete()
+    yield DONE
+
+
+def interrupted(ctx: ReplyContext) -> Generator[object, None, LiveMessage]:
+    """The start of an answer cut after `after_chunks` text events; returns its message."""
+    yield from preamble(ctx)
+    message = ctx.new_assistant(messages.text_content())
+    yield message.update()
+    yield from grow(ctx, message, ctx.prefixes(ctx.directive.text)[:ctx.directive.after_chunks])
+    return message
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+def text(ctx: ReplyContext) -> Steps:
+    yield from preamble(ctx)
+    yield from answer(ctx, ctx.directive.text)
+    yield from closing()
+
+
+def tools(ctx: ReplyContext) -> Steps:
+    """Text, code for the python tool, the tool's output, then a new text message."""
+    d = ctx.directive
+    yield from preamble(ctx)
+    if d.text:
+        yield from answer(ctx, d.text, end_turn=False)
+    code = ctx.new_assistant(messages.code_content(), recipient="python")
+    yield code.update()
+    yield from grow(ctx, code, ctx.prefixes(d.code))
+    # Upstream marks the code message finished with "stop" but no end of turn: a client must not
+    # end the reply here.
+    yield code.finish(end_turn=False, finish_type="stop")
+    yield ctx.new_python_output(d.code, d.output).update()
+    yield from answer(ctx, d.after)
+    yield from closing()
+
+
+def error_midstream(ctx: ReplyContext) -> Steps:
+    yield from interrupted(ctx)
+    yield DataFrame(messages.error_event(ctx.conversation_id, ctx.directive.error))
+    yield DONE
+
+
+def drop(ctx: ReplyContext) -> Steps:
+    yield from interrupted(ctx)
+    yield Drop()
+
+
+def no_done(ctx: ReplyContext) -> Steps:
+    yield from preamble(ctx)
+    yield from answer(ctx, ctx.directive.text)
+
+
+def empty(ctx: ReplyContext) -> Steps:
+    yield from preamble(ctx)
+    yield from closing()
+
+
+_GARBAGE = (
+    RawFrame(("data: this is not json",)),
+    DataFrame([1, 2, 3]),
+    DataFrame({"unexpected": {"shape": True}}),
+    DataFrame("a bare JSON string"),
+    RawFrame((": an SSE comment line",)),
+    RawFrame(("event: surprise", 'data: {"x": 1}')),
+    DataFrame({"type": "server_ste_metadata", "metadata": {"tool_invoked": False}}),
+    DataFrame(None),
+    DataFrame({"message": None, "conversation_id": None, "error": None}),
+    RawFrame(("id: 7", "retry: 1000", "data: {not json either")),
+)
+
+
+def garbage(ctx: ReplyContext) -> Steps:
+    """The text stream with a piece of junk before every text event."""
+    junk = iter(_GARBAGE * (1 + len(ctx.directive.text)))
+    for step in text(ctx):
+        if isinstance(step, MessageUpdate) and step.carries_text:
+            yield next(junk)
+        yield step
+
+
+def rewrite(ctx: ReplyContext) -> Steps:
+    """`after_chunks` events of `draft`, then the text restarts as `text` (not an extension)."""
+    d = ctx.directive
+    yield from preamble(ctx)
+    message = ctx.new_assistant(messages.text_content())
+    yield message.update()
+    yield from grow(ctx, message, ctx.prefixes(d.draft)[:d.after_chunks])
+    yield from grow(ctx, message, ctx.prefixes(d.text))
+    yield message.finish(True, d.finish)
+    yield from closing()
+
+
+def hang(ctx: ReplyContext) -> Steps:
+    """A stall of `hang` seconds with only pings after `after_chunks` events; then it finishes."""
+    message = yield from interrupted(ctx)
+    yield KeepAlive(ctx.directive.hang)
+    yield from grow(ctx, message, ctx.prefixes(ctx.directive.text)[ctx.directive.after_chunks:])
+    yield message.finish(True, ctx.directive.finish)
+    yield from closing()
+
+
+STREAM_SCENARIOS: dict[str, Callable[[ReplyContext], Steps]] = {
+    "text": text, "tools": tools, "error_midstream": error_midstream, "drop": drop,
+    "no_done": no_done, "empty": empty, "garbage": garbage, "rewrite": rewrite, "hang": hang,
+}
+HTTP_ERROR = "http_error"
+
+
+def stream_scenario(name: str) -> Callable[[ReplyContext], Steps]:
+    try:
+        return STREAM_SCENARIOS[name]
+    except KeyError:
+        known = sorted([*STREAM_SCENARIOS, HTTP_ERROR])
+        raise DirectiveError(f"emulator directive: unknown scenario {name!r}; "
+                             f"known: {', '.join(known)}") from None
+
+
+def http_error(directive: Directive) -> tuple[int, bytes, dict[str, str]]:
+    """Status, raw body and headers of an error answered before any stream."""
+    body = directive.body
+    if body is None:
+        body = ({"detail": "Emulated upstream error"} if "json" in directive.content_type
+                else "<html><body>Emulated upstream error</body></html>")
+    raw = (body if isinstance(body, str) else to_json(body)).encode()
+    headers = {"Content-Type": directive.content_type, **directive.headers}
+    return directive.status, raw, headers
+

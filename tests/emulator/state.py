@@ -1,0 +1,98 @@
+"""Everything the emulator remembers, in one object held by the app (no module globals).
+
+Tests read it back through the control endpoints: which requests came in, which streams ran and
+how they ended, which tokens were revoked.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+
+DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5}
+_CONFIG_TYPES = {"token_ttl": (int,), "refresh_delay": (int, float)}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class StreamRecord:
+    stream_id: str
+    conversation_id: str
+    scenario: str
+    encoding: str
+    subject: str | None  # the refresh token the access token was minted from
+    account_id: str | None  # the Chatgpt-Account-Id header, when sent
+    started: float
+    ended: float | None = None
+    events_sent: int = 0
+    closed_early: bool = False  # the client went away before the reply ended
+    outcome: str = "streaming"  # then: completed | client_closed | dropped | error
+
+    def end(self, outcome: str) -> None:
+        if self.ended is None:  # the first ending wins; close() may come after the generator's
+            self.ended = time.time()
+            self.outcome = outcome
+            self.closed_early = outcome == "client_closed"
+
+
+class EmulatorState:
+    def __init__(self, config: dict | None = None) -> None:
+        self._lock = threading.Lock()
+        self._initial_config = {**DEFAULT_CONFIG, **_checked(config or {})}
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.config = dict(self._initial_config)
+            self._requests: list[dict] = []
+            self._streams: list[StreamRecord] = []
+            self._revoked: set[str] = set()
+
+    def configure(self, changes: dict) -> dict:
+        checked = _checked(changes)
+        with self._lock:
+            self.config.update(checked)
+            return dict(self.config)
+
+    def record_request(self, record: dict) -> None:
+        with self._lock:
+            self._requests.append(record)
+
+    def requests(self) -> list[dict]:
+        with self._lock:
+            return list(self._requests)
+
+    def revoke(self, access_token: str) -> None:
+        with self._lock:
+            self._revoked.add(access_token)
+
+    def is_revoked(self, access_token: str) -> bool:
+        with self._lock:
+            return access_token in self._revoked
+
+    def new_stream(self, **fields) -> StreamRecord:
+        record = StreamRecord(stream_id=str(uuid.uuid4()), started=time.time(), **fields)
+        with self._lock:
+            self._streams.append(record)
+        return record
+
+    def streams(self) -> list[dict]:
+        with self._lock:
+            return [asdict(record) for record in self._streams]
+
+
+def _checked(changes: dict) -> dict:
+    if not isinstance(changes, dict):
+        raise ConfigError("config must be a JSON object")
+    for key, value in changes.items():
+        if key not in _CONFIG_TYPES:
+            raise ConfigError(f"unknown config key {key!r}; known: {', '.join(_CONFIG_TYPES)}")
+        if isinstance(value, bool) or not isinstance(value, _CONFIG_TYPES[key]):
+            raise ConfigError(f"config {key!r} must be a number")
+    if changes.get("refresh_delay", 0) < 0:
+        raise ConfigError("config 'refresh_delay' must not be negative")
+    return dict(changes)

@@ -1,0 +1,171 @@
+"""Upstream failures before and during the stream, silences, and clients that go away."""
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+import requests
+
+from .conftest import directive
+
+
+def ask(proxy, content: str, stream: bool = False, api_key: str = "rt-failures", model: str = "gpt-4o"):
+    return requests.post(
+        proxy.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {api_key}"},
+        json={"model": model, "messages": [{"role": "user", "content": content}], "stream": stream},
+        timeout=30, stream=stream,
+    )
+
+
+def test_model_cap_is_429_with_retry_after(proxy):
+    body = {"detail": {"message": "You've reached our limit of messages per hour.", "code": "model_cap_exceeded",
+                       "clears_in": 11461}}
+    response = ask(proxy, directive(emu="http_error", status=429, body=body))
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "11461"
+    assert response.headers["x-should-retry"] == "false"
+    error = response.json()["error"]
+    assert error["type"] == "rate_limit_exceeded" and error["code"] == "model_cap_exceeded"
+    assert "limit of messages" in error["message"]
+
+
+def test_streamed_request_gets_the_http_error_too(proxy):
+    response = ask(proxy, directive(emu="http_error", status=429, body={"detail": "slow down"}), stream=True)
+    assert response.status_code == 429 and response.json()["error"]["message"].endswith("slow down")
+
+
+@pytest.mark.parametrize("status,body,content_type,expected", [
+    (403, "<html><body>Just a moment...</body></html>", "text/html", 503),
+    (500, {"detail": "internal"}, "application/json", 502),
+    (502, "Bad gateway", "text/plain", 502),
+    (404, {"detail": "Not Found"}, "application/json", 502),
+    (413, {"detail": "Message too long"}, "application/json", 400),
+])
+def test_upstream_http_errors_map_to_openai_errors(proxy, status, body, content_type, expected):
+    response = ask(proxy, directive(emu="http_error", status=status, body=body, content_type=content_type))
+    assert response.status_code == expected
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["message"]
+    assert "<html" not in error["message"]
+
+
+def test_sdk_raises_typed_errors(proxy):
+    client = proxy.client()
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": directive(
+            emu="http_error", status=429, body={"detail": {"message": "cap", "code": "model_cap_exceeded",
+                                                           "clears_in": 30}})}])
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": directive(
+            emu="http_error", status=500, body="boom", content_type="text/plain")}])
+
+
+def test_error_midstream_is_visible_then_raised(proxy):
+    chunks = []
+    with pytest.raises(openai.APIError) as info:
+        for chunk in proxy.client().chat.completions.create(
+                model="gpt-4o", stream=True,
+                messages=[{"role": "user", "content": directive(emu="error_midstream", text="abcdefghijkl",
+                                                                after_chunks=2, error="model overloaded")}]):
+            chunks.append(chunk)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("abcdef") and "[error:" in text and "model overloaded" in text
+    assert "model overloaded" in str(info.value)
+
+
+def test_error_midstream_raw_frames_end_properly(proxy):
+    response = ask(proxy, directive(emu="error_midstream", text="abcdefghijkl", after_chunks=2), stream=True)
+    body = response.content.decode()
+    frames = [f for f in body.split("\n\n") if f]
+    assert frames[-1] == "data: [DONE]"
+    assert '"finish_reason":"stop"' in frames[-2]
+    assert frames[-3].startswith('data: {"error":')
+
+
+def test_error_midstream_non_stream_is_502(proxy):
+    response = ask(proxy, directive(emu="error_midstream", text="abcdefghijkl", after_chunks=2, error="bad"))
+    assert response.status_code == 502 and "bad" in response.json()["error"]["message"]
+
+
+def test_error_before_any_text_is_an_http_error(proxy):
+    response = ask(proxy, directive(emu="error_midstream", text="abc", after_chunks=0, error="refused"), stream=True)
+    assert response.status_code == 502 and "refused" in response.json()["error"]["message"]
+
+
+def test_dropped_connection(proxy):
+    response = ask(proxy, directive(emu="drop", text="abcdefghijkl", after_chunks=2), stream=True)
+    body = response.content.decode()
+    assert body.endswith("data: [DONE]\n\n") and 'data: {"error":' in body
+    assert '"content":"abc"' in body and '"content":"def"' in body and "connection broke" in body
+    response = ask(proxy, directive(emu="drop", text="abcdefghijkl", after_chunks=2))
+    assert response.status_code == 502 and response.json()["error"]["code"]
+
+
+def test_empty_reply_is_502_not_an_empty_200(proxy):
+    for stream in (False, True):
+        response = ask(proxy, directive(emu="empty"), stream=stream)
+        assert response.status_code == 502
+        assert response.json()["error"]["code"] == "empty_reply"
+
+
+def test_stream_that_ends_without_done_still_completes(proxy):
+    chunks = list(proxy.client().chat.completions.create(
+        model="gpt-4o", stream=True, messages=[{"role": "user", "content": directive(emu="no_done", text="whole")}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "whole"
+
+
+def test_keep_alive_comments_while_upstream_is_silent(proxy):
+    # Events 2.5 s apart; the test proxy sends keep-alives after 1 s of silence.
+    response = ask(proxy, directive(text="abcdef", chunk=3, interval=2.5), stream=True)
+    body = response.content.decode()
+    assert ": keep-alive\n\n" in body
+    assert body.count("abc") == 1 and body.endswith("data: [DONE]\n\n")
+    # and the SDK ignores them
+    chunks = list(proxy.client().chat.completions.create(
+        model="gpt-4o", stream=True, messages=[{"role": "user", "content": directive(text="xyz", chunk=1, interval=1.5)}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "xyz"
+
+
+def test_headers_are_sent_after_the_first_event_deadline(start_proxy):
+    proxy = start_proxy({"FIRST_EVENT_TIMEOUT": "1", "KEEP_ALIVE_INTERVAL": "0.5"})
+    started = time.monotonic()
+    response = ask(proxy, directive(text="late", first_delay=3), stream=True)
+    assert response.status_code == 200 and time.monotonic() - started < 2.5
+    body = response.content.decode()
+    assert body.count(": keep-alive") >= 2 and '"content":"lat' in body
+
+
+def test_client_disconnect_closes_the_upstream_quickly(proxy, emulator):
+    response = ask(proxy, directive(emu="hang", text="abcdefghijkl", after_chunks=2, hang=30), stream=True)
+    lines = response.iter_lines()
+    for line in lines:
+        if b'"content":"abc' in line:
+            break
+    closed_at = time.time()
+    response.close()  # an unread streamed body: urllib3 closes the socket
+    deadline = time.monotonic() + 8
+    record = None
+    while time.monotonic() < deadline:
+        hung = [s for s in emulator.streams() if s.get("scenario") == "hang"]
+        record = hung[-1] if hung else None
+        if record and record.get("ended"):
+            break
+        time.sleep(0.2)
+    assert record and record.get("ended"), record
+    assert record["closed_early"] is True
+    assert record["ended"] - closed_at < 3.0
+
+
+def test_upstream_timeout_is_504(start_proxy):
+    proxy = start_proxy({"UPSTREAM_READ_TIMEOUT": "1", "FIRST_EVENT_TIMEOUT": "10"})
+    response = ask(proxy, directive(text="slow", first_delay=3))
+    assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
+
+
+def test_unreachable_upstream_is_502(start_proxy):
+    from .conftest import free_port
+
+    proxy = start_proxy({"UPSTREAM_BASE_URL": f"http://127.0.0.1:{free_port()}"})
+    response = ask(proxy, "hi", api_key="eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjk5OTk5OTk5OTl9.sig")
+    assert response.status_code == 502 and response.json()["error"]["code"] == "upstream_unreachable"
