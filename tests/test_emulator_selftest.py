@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def base_url():
+def emulator_process_url():
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.emulator", "--host", "127.0.0.1", "--port", "0"],
@@ -41,9 +41,10 @@ def _wait_for_address(process: subprocess.Popen, errors) -> str:
 
 
 @pytest.fixture
-def emulator(base_url):
-    requests.post(f"{base_url}/_emulator/reset", timeout=5).raise_for_status()
-    return base_url
+def url(emulator_process_url):
+    """The emulator's address, its records and config reset (named apart from conftest's)."""
+    requests.post(f"{emulator_process_url}/_emulator/reset", timeout=5).raise_for_status()
+    return emulator_process_url
 
 
 def _access_token(base_url: str, refresh_token: str = "rt-selftest") -> str:
@@ -115,8 +116,8 @@ def _apply(message: dict, step: dict) -> None:
         target[key] += step["v"]
 
 
-def test_echo_streams_cumulative_text_as_raw_utf8(emulator):
-    reply = _converse(emulator, "你好 😀")
+def test_echo_streams_cumulative_text_as_raw_utf8(url):
+    reply = _converse(url, "你好 😀")
     raw = reply.content
     assert reply.headers["Content-Type"].startswith("text/event-stream")
     assert "Echo: 你好 😀".encode() in raw
@@ -127,8 +128,8 @@ def test_echo_streams_cumulative_text_as_raw_utf8(emulator):
     assert final["end_turn"] is True and final["metadata"]["finish_details"] == {"type": "stop"}
 
 
-def test_v1_tools_rebuild_to_four_messages(emulator):
-    reply = _converse(emulator, {"emu": "tools", "encoding": "v1", "text": "Running.",
+def test_v1_tools_rebuild_to_four_messages(url):
+    reply = _converse(url, {"emu": "tools", "encoding": "v1", "text": "Running.",
                                  "code": "print(2)", "output": "2\n", "after": "Done: 2."})
     events = _events(reply.content)
     assert events[0] == ("delta_encoding", '"v1"')
@@ -141,8 +142,8 @@ def test_v1_tools_rebuild_to_four_messages(emulator):
     assert final["content"]["parts"] == ["Done: 2."] and final["status"] == "finished_successfully"
 
 
-def test_fragments_split_characters_across_chunks(emulator):
-    reply = _converse(emulator, {"emu": "text", "text": "流式😀", "fragment": 3, "crlf": True})
+def test_fragments_split_characters_across_chunks(url):
+    reply = _converse(url, {"emu": "text", "text": "流式😀", "fragment": 3, "crlf": True})
     chunks = list(reply.raw.read_chunked())
     assert max(len(chunk) for chunk in chunks) == 3
     raw = b"".join(chunks)
@@ -151,22 +152,22 @@ def test_fragments_split_characters_across_chunks(emulator):
     assert final["content"]["parts"] == ["流式😀"]
 
 
-def test_drop_breaks_the_client_read(emulator):
-    reply = _converse(emulator, {"emu": "drop", "after_chunks": 1})
+def test_drop_breaks_the_client_read(url):
+    reply = _converse(url, {"emu": "drop", "after_chunks": 1})
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         for _ in reply.iter_content(None):
             pass
     time.sleep(0.1)
-    assert requests.get(f"{emulator}/_emulator/streams", timeout=5).json()[-1]["outcome"] == "dropped"
+    assert requests.get(f"{url}/_emulator/streams", timeout=5).json()[-1]["outcome"] == "dropped"
 
 
-def test_client_leaving_a_hang_is_recorded(emulator):
-    reply = _converse(emulator, {"emu": "hang", "hang": 10, "after_chunks": 1})
+def test_client_leaving_a_hang_is_recorded(url):
+    reply = _converse(url, {"emu": "hang", "hang": 10, "after_chunks": 1})
     next(reply.iter_content(None))
     reply.close()
     closed_at = time.time()
     for _ in range(30):
-        record = requests.get(f"{emulator}/_emulator/streams", timeout=5).json()[-1]
+        record = requests.get(f"{url}/_emulator/streams", timeout=5).json()[-1]
         if record["ended"]:
             break
         time.sleep(0.1)
@@ -174,33 +175,33 @@ def test_client_leaving_a_hang_is_recorded(emulator):
     assert record["ended"] - closed_at < 1.5
 
 
-def test_http_error_answers_before_any_stream(emulator):
+def test_http_error_answers_before_any_stream(url):
     body = {"detail": {"message": "You've reached our limit of messages per hour.",
                        "code": "model_cap_exceeded", "clears_in": 120}}
-    reply = _converse(emulator, {"emu": "http_error", "status": 429, "body": body,
+    reply = _converse(url, {"emu": "http_error", "status": 429, "body": body,
                                  "headers": {"Retry-After": "5"}})
     assert reply.status_code == 429 and reply.headers["Retry-After"] == "5"
     assert reply.json() == body
 
 
-def test_tokens_expired_revoked_or_foreign_get_401(emulator):
+def test_tokens_expired_revoked_or_foreign_get_401(url):
     expired = mint_access_token("rt-old", -10)
-    assert _converse(emulator, "hi", expired).json()["detail"]["code"] == "token_expired"
-    token = _access_token(emulator)
+    assert _converse(url, "hi", expired).json()["detail"]["code"] == "token_expired"
+    token = _access_token(url)
     assert decode_payload(token)["sub"] == "rt-selftest"
-    requests.post(f"{emulator}/_emulator/revoke", json={"access_token": token}, timeout=5)
-    assert _converse(emulator, "hi", token).status_code == 401
+    requests.post(f"{url}/_emulator/revoke", json={"access_token": token}, timeout=5)
+    assert _converse(url, "hi", token).status_code == 401
     forged = token[:-1] + ("B" if token.endswith("A") else "A")
-    assert _converse(emulator, "hi", forged).status_code == 401
-    refused = requests.post(f"{emulator}/applelogin", data={"refresh_token": "bad-1"}, timeout=5)
+    assert _converse(url, "hi", forged).status_code == 401
+    refused = requests.post(f"{url}/applelogin", data={"refresh_token": "bad-1"}, timeout=5)
     assert refused.status_code == 401
 
 
-def test_requests_are_recorded_in_order(emulator):
-    token = _access_token(emulator)
-    requests.get(f"{emulator}/backend-api/models", timeout=5,
+def test_requests_are_recorded_in_order(url):
+    token = _access_token(url)
+    requests.get(f"{url}/backend-api/models", timeout=5,
                  headers={"Authorization": f"Bearer {token}", "Chatgpt-Account-Id": "acct-1"})
-    seen = requests.get(f"{emulator}/_emulator/requests", timeout=5).json()
+    seen = requests.get(f"{url}/_emulator/requests", timeout=5).json()
     assert [(r["method"], r["path"]) for r in seen] == [("POST", "/applelogin"),
                                                         ("GET", "/backend-api/models")]
     assert seen[0]["form"] == {"refresh_token": "rt-selftest"}

@@ -96,7 +96,7 @@ class ReplyInterpreter:
             return []
         events = self._failure(_failure_in(payload))
         events += self._conversation_id(payload.get("conversation_id"))
-        if has_message:
+        if isinstance(message, dict):
             events += self._message(message)
         return events
 

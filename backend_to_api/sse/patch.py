@@ -155,18 +155,25 @@ def _copy(container: Any) -> Any:
 def _apply_at(parent: Any, token: str, op: str, value: Any) -> Any:
     """Return a copy of ``parent`` with ``op`` applied to its child ``token``."""
     key, exists = _child_key(parent, token)
-    if op == "remove" and not exists:
-        if isinstance(parent, dict):
-            return parent  # already absent: the outcome the op asked for
-        raise PatchError(f"cannot remove missing list index {key}")
-    result = _copy(parent)
+    if isinstance(key, int):
+        return _apply_in_list(parent, key, exists, op, value)
     if op == "remove":
-        del result[key]
-    elif isinstance(result, list) and (op == "add" or not exists):
+        # A key already absent is the outcome the op asked for.
+        return {k: v for k, v in parent.items() if k != key} if exists else parent
+    return {**parent, key: _new_value(parent[key] if exists else _MISSING, op, value)}
+
+
+def _apply_in_list(parent: list, index: int, exists: bool, op: str, value: Any) -> list:
+    result = list(parent)
+    if op == "remove":
+        if not exists:
+            raise PatchError(f"cannot remove missing list index {index}")
+        del result[index]
+    elif op == "add" or not exists:
         # add inserts (JSON Patch); any other op on the slot just past the end creates it
-        result.insert(key, value if op == "add" else _new_value(_MISSING, op, value))
+        result.insert(index, value if op == "add" else _new_value(_MISSING, op, value))
     else:
-        result[key] = _new_value(parent[key] if exists else _MISSING, op, value)
+        result[index] = _new_value(parent[index], op, value)
     return result
 
 

@@ -1,0 +1,101 @@
+"""Deployment-shaped behaviour: API prefix, aliases, conversation hiding, logging, offline
+tiktoken, and `gunicorn main:app`."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import requests
+
+from .conftest import ROOT, directive, free_port, stop, wait_until
+
+
+def test_api_prefix_moves_the_routes(start_proxy):
+    proxy = start_proxy({"BACKEND_CONTAINER_API_PREFIX": "secret42"})
+    client = proxy.client()
+    client.base_url = proxy.url + "/secret42/v1"
+    reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "Echo: hi"
+    assert [m.id for m in client.models.list()]
+    bare = requests.post(proxy.url + "/v1/chat/completions", headers={"Authorization": "Bearer rt-x"},
+                         json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, timeout=10)
+    assert bare.status_code == 404 and bare.json()["error"]["code"] == "not_found"
+
+
+def test_aliases_from_config(start_proxy, emulator):
+    proxy = start_proxy({"GPT_4_S_NEW_NAME": "gpt-4-s, dall-e-3 ,gpt-4", "GPT_3_5_NEW_NAME": "gpt-3.5-turbo,chatgpt"})
+    client = proxy.client()
+    assert {"gpt-4-s", "dall-e-3", "gpt-4", "chatgpt"} <= {m.id for m in client.models.list()}
+    client.chat.completions.create(model="dall-e-3", messages=[{"role": "user", "content": "x"}])
+    assert emulator.conversations()[-1]["json"]["model"] == "gpt-4"
+    client.chat.completions.create(model="chatgpt", messages=[{"role": "user", "content": "x"}])
+    assert emulator.conversations()[-1]["json"]["model"] == "text-davinci-002-render-sha"
+
+
+def test_conversation_is_hidden_after_the_reply(start_proxy, emulator):
+    proxy = start_proxy({"NEED_DELETE_CONVERSATION_AFTER_RESPONSE": "true"})
+    chunks = list(proxy.client().chat.completions.create(
+        model="gpt-4o", stream=True, messages=[{"role": "user", "content": directive(text="bye")}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "bye"
+    conversation = emulator.conversations()[-1]
+    assert conversation["json"]["history_and_training_disabled"] is True
+    conversation_id = emulator.streams()[-1]["conversation_id"]
+    wait_until(lambda: any(r["method"] == "PATCH" for r in emulator.requests(f"/backend-api/conversation/{conversation_id}")),
+               timeout=5, what="PATCH is_visible")
+    patch = emulator.requests(f"/backend-api/conversation/{conversation_id}")[-1]
+    assert patch["json"] == {"is_visible": False}
+
+
+def test_default_keeps_history(proxy, emulator):
+    proxy.client().chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert emulator.conversations()[-1]["json"]["history_and_training_disabled"] is False
+
+
+def test_access_log_file_has_one_line_per_request(start_proxy):
+    proxy = start_proxy({"NEED_LOG_TO_FILE": "true", "LOG_LEVEL": "INFO"})
+    proxy.client().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    requests.get(proxy.url + "/v1/models", timeout=5)
+    time.sleep(0.3)
+    with open(os.path.join(proxy.log_dir, "access.log"), encoding="utf-8") as handle:
+        lines = [line for line in handle if "backend_to_api.access" in line]
+    chat_line = next(line for line in lines if "/v1/chat/completions" in line)
+    assert re.search(r"req_\w+ POST /v1/chat/completions model=gpt-4o-mini status=200 ttfb=\d+ms duration=\d+ms", chat_line)
+    assert any("GET /v1/models model=- status=200" in line for line in lines)
+
+
+def test_tiktoken_counts_offline(tmp_path):
+    """The shipped encodings load with no network: a proxy that refuses everything is set."""
+    code = (
+        "from backend_to_api.render.usage import count_text\n"
+        "print(count_text('hello world', 'cl100k_base'), count_text('hello world', 'o200k_base'),"
+        " count_text('你好，世界', 'o200k_base'))\n"
+    )
+    env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+           "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("TIKTOKEN_CACHE_DIR", None)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "2", "3"]
+
+
+def test_gunicorn_main_app_works_too(emulator, redis_server, tmp_path):
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "UPSTREAM_BASE_URL": emulator.url,
+           "REFRESH_TOACCESS_XYHELPER_REFRESHTOACCESS_URL": emulator.url + "/applelogin",
+           "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port), "LOG_DIR": str(tmp_path),
+           "PROCESS_WORKERS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "main:app"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(url + "/healthz", timeout=1).ok, what="gunicorn main:app")
+        response = requests.post(url + "/v1/chat/completions", headers={"Authorization": "Bearer rt-gunicorn"},
+                                 json={"model": "gpt-4o", "stream": True,
+                                       "messages": [{"role": "user", "content": directive(text="ok", interval=0.2, chunk=1)}]},
+                                 timeout=30)
+        assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+    finally:
+        stop(process)
