@@ -205,7 +205,6 @@ def _truncated(old: Any, length: Any) -> Any:
     return old[:length]
 
 
-
 def _short(value: Any) -> str:
     """repr for error messages, bounded: a frame's values can be arbitrarily long or deep."""
     if not isinstance(value, (str, int, float, type(None))):
