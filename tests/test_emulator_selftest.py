@@ -28,7 +28,7 @@ def emulator_process_url():
             yield _wait_for_address(process, errors)
         finally:
             process.terminate()
-            process.wait(timeout=10)
+            process.wait(timeout=15)
 
 
 def _wait_for_address(process: subprocess.Popen, errors) -> str:
@@ -43,13 +43,13 @@ def _wait_for_address(process: subprocess.Popen, errors) -> str:
 @pytest.fixture
 def url(emulator_process_url):
     """The emulator's address, its records and config reset (named apart from conftest's)."""
-    requests.post(f"{emulator_process_url}/_emulator/reset", timeout=5).raise_for_status()
+    requests.post(f"{emulator_process_url}/_emulator/reset", timeout=15).raise_for_status()
     return emulator_process_url
 
 
 def _access_token(base_url: str, refresh_token: str = "rt-selftest") -> str:
     answer = requests.post(f"{base_url}/applelogin", data={"refresh_token": refresh_token},
-                           timeout=5)
+                           timeout=15)
     answer.raise_for_status()
     return answer.json()["access_token"]
 
@@ -61,7 +61,7 @@ def _converse(base_url: str, text: str | dict, token: str | None = None) -> requ
                              "content": {"content_type": "text", "parts": [text]}}]}
     token = token or _access_token(base_url)
     return requests.post(f"{base_url}/backend-api/conversation", json=payload, stream=True,
-                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
+                         headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
 
 def _events(raw: bytes) -> list[tuple[str | None, str]]:
@@ -158,7 +158,7 @@ def test_drop_breaks_the_client_read(url):
         for _ in reply.iter_content(None):
             pass
     time.sleep(0.1)
-    assert requests.get(f"{url}/_emulator/streams", timeout=5).json()[-1]["outcome"] == "dropped"
+    assert requests.get(f"{url}/_emulator/streams", timeout=15).json()[-1]["outcome"] == "dropped"
 
 
 def test_client_leaving_a_hang_is_recorded(url):
@@ -167,7 +167,7 @@ def test_client_leaving_a_hang_is_recorded(url):
     reply.close()
     closed_at = time.time()
     for _ in range(30):
-        record = requests.get(f"{url}/_emulator/streams", timeout=5).json()[-1]
+        record = requests.get(f"{url}/_emulator/streams", timeout=15).json()[-1]
         if record["ended"]:
             break
         time.sleep(0.1)
@@ -189,19 +189,19 @@ def test_tokens_expired_revoked_or_foreign_get_401(url):
     assert _converse(url, "hi", expired).json()["detail"]["code"] == "token_expired"
     token = _access_token(url)
     assert decode_payload(token)["sub"] == "rt-selftest"
-    requests.post(f"{url}/_emulator/revoke", json={"access_token": token}, timeout=5)
+    requests.post(f"{url}/_emulator/revoke", json={"access_token": token}, timeout=15)
     assert _converse(url, "hi", token).status_code == 401
     forged = token[:-1] + ("B" if token.endswith("A") else "A")
     assert _converse(url, "hi", forged).status_code == 401
-    refused = requests.post(f"{url}/applelogin", data={"refresh_token": "bad-1"}, timeout=5)
+    refused = requests.post(f"{url}/applelogin", data={"refresh_token": "bad-1"}, timeout=15)
     assert refused.status_code == 401
 
 
 def test_requests_are_recorded_in_order(url):
     token = _access_token(url)
-    requests.get(f"{url}/backend-api/models", timeout=5,
+    requests.get(f"{url}/backend-api/models", timeout=15,
                  headers={"Authorization": f"Bearer {token}", "Chatgpt-Account-Id": "acct-1"})
-    seen = requests.get(f"{url}/_emulator/requests", timeout=5).json()
+    seen = requests.get(f"{url}/_emulator/requests", timeout=15).json()
     assert [(r["method"], r["path"]) for r in seen] == [("POST", "/applelogin"),
                                                         ("GET", "/backend-api/models")]
     assert seen[0]["form"] == {"refresh_token": "rt-selftest"}

@@ -15,7 +15,8 @@ from .tokens import verify_token
 
 backend_bp = Blueprint("backend", __name__, url_prefix="/backend-api")
 
-UNPARSABLE_TOKEN = {"detail": "Could not parse your authentication token. Please try signing in again."}
+UNPARSABLE_TOKEN = {
+    "detail": "Could not parse your authentication token. Please try signing in again."}
 EXPIRED_TOKEN = {"detail": {"message": "Your authentication token has expired.",
                             "code": "token_expired"}}
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",

@@ -77,6 +77,17 @@ def _build(raw: dict) -> Directive:
         if key in _CHOICES and value not in _CHOICES[key]:
             raise DirectiveError(f"emulator directive: {key!r} must be one of {_CHOICES[key]}")
     directive = Directive(**raw)
-    if directive.chunk < 1:
-        raise DirectiveError("emulator directive: 'chunk' must be at least 1")
+    _check_ranges(directive)
     return directive
+
+
+def _check_ranges(d: Directive) -> None:
+    if d.chunk < 1:
+        raise DirectiveError("emulator directive: 'chunk' must be at least 1")
+    for name in ("interval", "first_delay", "fragment", "after_chunks", "hang"):
+        if getattr(d, name) < 0:
+            raise DirectiveError(f"emulator directive: {name!r} must not be negative")
+    if not 100 <= d.status <= 599:
+        raise DirectiveError("emulator directive: 'status' must be an HTTP status")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in d.headers.items()):
+        raise DirectiveError("emulator directive: 'headers' must map strings to strings")

@@ -123,4 +123,5 @@ def _text(content: dict) -> str:
 
 
 def encoder_for(encoding: str, conversation_id: str) -> CumulativeEncoder:
-    return DeltaV1Encoder(conversation_id) if encoding == "v1" else CumulativeEncoder(conversation_id)
+    encoder = DeltaV1Encoder if encoding == "v1" else CumulativeEncoder
+    return encoder(conversation_id)

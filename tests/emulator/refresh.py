@@ -15,6 +15,7 @@ from .tokens import mint_access_token
 
 refresh_bp = Blueprint("refresh", __name__)
 _OAUTH_FIELDS = ("redirect_uri", "grant_type", "client_id", "refresh_token")
+_OAUTH_SCOPE = "openid email profile offline_access model.request model.read organization.read"
 
 
 @refresh_bp.post("/applelogin")
@@ -45,10 +46,7 @@ def _refresh(refresh_token: str, oauth: bool):
         time.sleep(config["refresh_delay"])
     ttl = config["token_ttl"]
     answer = {"access_token": mint_access_token(refresh_token, ttl), "expires_in": ttl}
+    answer.update(refresh_token=refresh_token, token_type="Bearer")
     if oauth:
-        answer.update(refresh_token=refresh_token, id_token=mint_access_token(refresh_token, ttl),
-                      token_type="Bearer", scope="openid email profile offline_access model.request "
-                      "model.read organization.read")
-    else:
-        answer.update(refresh_token=refresh_token, token_type="Bearer")
+        answer.update(id_token=mint_access_token(refresh_token, ttl), scope=_OAUTH_SCOPE)
     return jsonify(answer)

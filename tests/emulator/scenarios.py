@@ -5,6 +5,7 @@ reply, and the stream runner turns them into bytes and time.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Generator, Iterator
 
@@ -154,7 +155,7 @@ _GARBAGE = (
 
 def garbage(ctx: ReplyContext) -> Steps:
     """The text stream with a piece of junk before every text event."""
-    junk = iter(_GARBAGE * (1 + len(ctx.directive.text)))
+    junk = itertools.cycle(_GARBAGE)
     for step in text(ctx):
         if isinstance(step, MessageUpdate) and step.carries_text:
             yield next(junk)
