@@ -10,7 +10,6 @@ import time
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from .auth.tokens import refresh_known_tokens
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -20,7 +19,7 @@ def run_daily_refresh(services: Services) -> int:
     day = time.strftime("%Y-%m-%d")
     if not services.store.claim(f"daily-refresh:{day}", ttl=20 * 3600):
         return 0
-    count = refresh_known_tokens(services.tokens)
+    count = services.tokens.refresh_known()
     log.info("daily refresh: %d refresh tokens refreshed", count)
     return count
 

@@ -78,9 +78,10 @@ class Settings:
     # Longest silence tolerated from the upstream (one socket read) before answering 504.
     upstream_read_timeout: float = _key("upstream_read_timeout", 300.0, min=0.1)
     keep_alive_interval: float = _key("keep_alive_interval", 5.0, min=0.1)
-    # Longest wait for the upstream's first event before stream headers are sent anyway (NextChat
-    # gives up on a stream without headers after 60 s).
-    first_event_timeout: float = _key("first_event_timeout", 30.0, min=0.1)
+    # Longest wait for the upstream's first event before stream headers are sent anyway: errors the
+    # upstream reports sooner become HTTP errors; a longer silence is bridged with keep-alives
+    # (NextChat gives up on a stream without headers after 60 s).
+    first_event_timeout: float = _key("first_event_timeout", 5.0, min=0.1)
     backend_container_url: str = _key("backend_container_url", "")
     backend_container_api_prefix: str = _key("backend_container_api_prefix", "")
     key_for_gpts_info: str = _key("key_for_gpts_info", "")

@@ -41,6 +41,7 @@ def test_streamed_request_gets_the_http_error_too(proxy):
     (502, "Bad gateway", "text/plain", 502),
     (404, {"detail": "Not Found"}, "application/json", 502),
     (413, {"detail": "Message too long"}, "application/json", 400),
+    (200, {"wss_url": "wss://example.invalid/x"}, "application/json", 502),  # not an event stream
 ])
 def test_upstream_http_errors_map_to_openai_errors(proxy, status, body, content_type, expected):
     response = ask(proxy, directive(emu="http_error", status=status, body=body, content_type=content_type))

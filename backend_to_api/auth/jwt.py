@@ -8,16 +8,27 @@ from typing import Any, Dict, Optional
 
 
 def looks_like_access_token(key: str) -> bool:
-    # ChatGPT access tokens are JWTs whose header starts '{"alg"' -> base64 "eyJhb" (as the original).
-    return key.startswith("eyJhb") and key.count(".") == 2
+    """A JWT: three dot-separated parts whose first decodes to a JSON header with "alg".
+
+    ChatGPT's header starts '{"alg"' (base64 "eyJhb", the original's whole test); other issuers
+    put "typ" first, so decode instead of matching the prefix. Refresh tokens never parse as this.
+    """
+    if not key.startswith("eyJ") or key.count(".") != 2:
+        return False
+    header = _decode_segment(key.split(".")[0])
+    return isinstance(header, dict) and "alg" in header
+
+
+def _decode_segment(segment: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except ValueError:
+        return None
 
 
 def jwt_payload(token: str) -> Optional[Dict[str, Any]]:
-    try:
-        segment = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (IndexError, ValueError):
-        return None
+    parts = token.split(".")
+    data = _decode_segment(parts[1]) if len(parts) == 3 else None
     return data if isinstance(data, dict) else None
 
 

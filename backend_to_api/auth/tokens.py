@@ -101,6 +101,22 @@ class TokenResolver:
         self.store.set_json("rt:" + name, {"refresh_token": refresh_token, "seen": time.time()}, ttl=KNOWN_TOKEN_TTL)
         self.store.add_to_set("rt:index", name)
 
+    def refresh_known(self) -> int:
+        """The daily job: renew every refresh token seen recently. Returns how many succeeded."""
+        succeeded = 0
+        for name in self.store.members("rt:index"):
+            entry = self.store.get_json("rt:" + name)
+            if not isinstance(entry, dict) or not entry.get("refresh_token"):
+                continue  # unused for KNOWN_TOKEN_TTL: forgotten
+            refresh_token = entry["refresh_token"]
+            try:
+                # The cached token counts as stale: the point is a fresh one.
+                self.refresh(refresh_token, stale=self._cached("at:" + name, None))
+                succeeded += 1
+            except ApiError as exc:
+                log.warning("daily refresh of %s failed: %s", mask(refresh_token), exc.message)
+        return succeeded
+
     def _exchange(self, refresh_token: str) -> str:
         if self.settings.enable_oai:
             response = self.client.post(self.settings.oai_url, "token refresh", json={
@@ -129,20 +145,3 @@ def _access_token_from(response: requests.Response, refresh_token: str) -> str:
         raise UpstreamError(502, f"The token refresh service failed (HTTP {status}); try again later.",
                             status, code="refresh_unavailable")
     raise unauthorized("The refresh_token was rejected by the token refresh service.", code="invalid_api_key")
-
-
-def refresh_known_tokens(resolver: TokenResolver) -> int:
-    """The daily job: refresh every refresh token seen recently. Returns how many succeeded."""
-    succeeded = 0
-    for name in resolver.store.members("rt:index"):
-        entry = resolver.store.get_json("rt:" + name)
-        if not isinstance(entry, dict) or not entry.get("refresh_token"):
-            continue
-        refresh_token = entry["refresh_token"]
-        try:
-            stale = resolver._cached("at:" + name, None)
-            resolver.refresh(refresh_token, stale=stale or None)
-            succeeded += 1
-        except ApiError as exc:
-            log.warning("daily refresh of %s failed: %s", mask(refresh_token), exc.message)
-    return succeeded

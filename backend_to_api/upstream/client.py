@@ -16,7 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from ..errors import UpstreamError, upstream_timeout, upstream_unreachable
 from ..settings import Settings
-from .errors import map_upstream_status
+from .errors import map_upstream_status, upstream_message
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ class UpstreamClient:
             )
         if response.status_code != 200:
             raise self._failure(response)
+        if "text/event-stream" not in response.headers.get("Content-Type", ""):
+            raise self._not_a_stream(response)
         return response
 
     def hide_conversation(self, conversation_id: str, access_token: str, account_id: Optional[str] = None) -> bool:
@@ -80,16 +82,27 @@ class UpstreamClient:
             return self.session.post(url, **kwargs)
 
     def _failure(self, response: requests.Response) -> UpstreamError:
-        try:
-            with wrap_transport_errors("reading the error body"):
-                body = response.raw.read(64 * 1024, decode_content=True).decode("utf-8", "replace")
-        except UpstreamError:
-            body = ""
-        finally:
-            response.close()
-        error = map_upstream_status(response.status_code, body, response.headers)
+        error = map_upstream_status(response.status_code, _short_body(response), response.headers)
         log.info("upstream answered %s: %s", response.status_code, error.message)
         return error
+
+    def _not_a_stream(self, response: requests.Response) -> UpstreamError:
+        # e.g. a JSON error with status 200, or a websocket hand-off ({"wss_url": ...}) we don't speak
+        content_type = response.headers.get("Content-Type", "")
+        message = upstream_message(_short_body(response), content_type)
+        return UpstreamError(502, f"The upstream answered with {content_type or 'no content type'} instead of "
+                                  f"an event stream: {message}", 200, code="upstream_not_a_stream")
+
+
+def _short_body(response: requests.Response) -> str:
+    """The first 64 KiB of a body we only need for an error message."""
+    try:
+        with wrap_transport_errors("reading the error body"):
+            return response.raw.read(64 * 1024, decode_content=True).decode("utf-8", "replace")
+    except UpstreamError:
+        return ""
+    finally:
+        response.close()
 
 
 def _session(settings: Settings) -> requests.Session:

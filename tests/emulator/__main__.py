@@ -10,9 +10,11 @@ monkey.patch_all()  # before anything else imports socket, threading or time
 
 import argparse  # noqa: E402
 import resource  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 
+import gevent  # noqa: E402
 from gevent.pywsgi import WSGIServer  # noqa: E402
 
 from tests.emulator.app import create_emulator_app  # noqa: E402
@@ -38,10 +40,20 @@ def main(argv: list[str] | None = None) -> None:
     server.init_socket()
     host, port = server.socket.getsockname()[:2]
     print(f"emulator listening on http://{host}:{port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    _stop_on_signals(server)
+    server.serve_forever()
+
+
+def _stop_on_signals(server: WSGIServer) -> None:
+    """SIGTERM and SIGINT stop the server within a second, even with streams hanging.
+
+    Explicit handlers, because a process started in the background by a shell inherits an
+    ignored SIGINT, and Python then never raises KeyboardInterrupt.
+    """
+    def stop() -> None:
+        gevent.spawn(server.stop, timeout=1)  # the hub must not block: stop in a greenlet
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, stop)
 
 
 def _raise_open_file_limit() -> None:

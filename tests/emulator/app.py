@@ -42,10 +42,10 @@ def _record_and_authorize():
 
 
 def _request_record() -> dict:
-    form = request.form.to_dict()  # before get_json: both read the same body
+    # force: like the real upstream, a JSON body without a JSON content type still counts.
     return {"method": request.method, "path": request.path, "query": request.args.to_dict(),
             "headers": dict(request.headers), "json": request.get_json(silent=True, force=True),
-            "form": form, "time": time.time()}
+            "form": request.form.to_dict(), "time": time.time()}
 
 
 def _http_exception_as_json(error: HTTPException):

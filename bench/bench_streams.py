@@ -1,0 +1,709 @@
+"""Streaming load benchmark: N concurrent chats through the proxy vs. straight to the emulator.
+
+    python bench/bench_streams.py [--streams 1000] [--events 20] [--spacing 0.1]
+                                  [--worker-class gevent|gthread] [--workers 2] [--threads 100]
+                                  [--nonstream 50] [--long]
+
+One run starts a real redis-server, the emulated backend-api (`python -m tests.emulator`) and the
+proxy under real gunicorn (`python main.py`, configured by environment overrides), all on
+127.0.0.1, using the harness classes of tests/conftest.py. Then, in this order:
+
+  direct   N concurrent streams straight to the emulator's /backend-api/conversation (minted
+           access token): the baseline of what the emulator + this load generator can do alone.
+  proxy    the same N streams through /v1/chat/completions (stream=true). Every reply is checked:
+           the concatenated deltas must equal the requested text, [DONE] must come, no error frame.
+  batch    --nonstream concurrent non-stream chats through the proxy (content must be equal).
+  long     (--long) ~16,000-character replies in the cumulative encoding (every upstream event
+           repeats the whole text; ~1000 events each) and, for contrast, in the v1 delta
+           encoding, streamed by --long-clients concurrent clients.
+
+Each reply is `--events` upstream text events `--spacing` seconds apart (`chunk` characters each,
+the emulator's `interval`); the emulator adds ~9 frames per reply (ping, metadata, DONE, ...).
+
+Measured: ok/failed counts; time to first token (request start -> first non-empty text) p50/p99;
+per-stream duration p50/p99; the wall time of each phase; proxy/direct ratios; proxy CPU seconds
+(utime+stime of the gunicorn master, its reaped children and the live workers, from
+/proc/<pid>/stat) per 1000 upstream events (the emulator's own count of frames sent, and per 1000
+text events); the peak of the summed RSS of master + workers (sampled every 0.2 s); the CPU of the
+emulator and of this load generator, to show whether the 2-core machine was saturated. For the
+long replies: proxy CPU per upstream event in the first quarter of the reply vs. the last quarter
+(windows taken from the clients' arrival times of the 1st/25%/75%/last character, CPU interpolated
+from the 0.05 s samples), and their ratio: ~1.0 means the cost per event does not grow with the text.
+
+The load generator is one process of gevent greenlets (monkey-patched http.client), not OS
+threads, so it holds thousands of streams; `ulimit -n` is raised to the hard limit. Every wait
+is bounded (socket timeouts, a per-request gevent.Timeout, a per-phase join timeout), and every
+subprocess is stopped on exit, Ctrl-C or an exception.
+"""
+from gevent import monkey
+
+monkey.patch_all()  # before anything imports socket, ssl, threading, subprocess or time
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Callable, Dict, List, Optional  # noqa: E402
+
+import gevent  # noqa: E402
+import requests  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.conftest import Emulator, Proxy, RedisServer, wait_until  # noqa: E402
+from tests.emulator.tokens import mint_access_token  # noqa: E402
+
+HOST = "127.0.0.1"
+MODEL = "gpt-4o"
+API_KEY = "rt-bench-streams"      # not a JWT: the proxy exchanges it at the emulator's /applelogin
+SOCKET_TIMEOUT = 60.0             # per recv/connect
+REQUEST_TIMEOUT = 180.0           # a whole request, start to end
+FRAMES_PER_REPLY_EXTRA = 9        # emulator frames besides the text events (for the estimate only)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_CAP = 200_000              # bounds the sampler loop (hours at 0.05 s)
+
+
+# --- processes: CPU and RSS from /proc ---------------------------------------------------------
+
+def _stat_fields(pid: int) -> Optional[List[str]]:
+    """Fields of /proc/<pid>/stat after the command name (field n of proc(5) is index n - 3)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2:].split()
+
+
+class ProcTree:
+    """A process and its direct children (the gunicorn master and its workers)."""
+
+    def __init__(self, root_pid: int) -> None:
+        self.root = root_pid
+        self.seen_children: set = set()
+
+    def children(self) -> List[int]:
+        found = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                fields = _stat_fields(int(name))
+                if fields is not None and fields[1] == str(self.root):
+                    found.append(int(name))
+        self.seen_children.update(found)
+        return found
+
+    def cpu(self) -> float:
+        """CPU seconds: the root (with its reaped children, so a replaced worker still counts) plus
+        the live children."""
+        total = 0
+        root = _stat_fields(self.root)
+        if root is not None:
+            total += sum(int(value) for value in root[11:15])  # utime stime cutime cstime
+        for pid in self.children():
+            fields = _stat_fields(pid)
+            if fields is not None:
+                total += int(fields[11]) + int(fields[12])
+        return total / CLK_TCK
+
+    def rss(self) -> int:
+        total = 0
+        for pid in [self.root, *self.children()]:
+            fields = _stat_fields(pid)
+            if fields is not None:
+                total += int(fields[21]) * PAGE_SIZE
+        return total
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class Sampler:
+    """Samples (time, proxy CPU, proxy RSS) every `period` seconds in a greenlet."""
+
+    def __init__(self, tree: ProcTree, period: float) -> None:
+        self.tree = tree
+        self.period = period
+        self.samples: List[tuple] = []
+        self._greenlet: Optional[gevent.Greenlet] = None
+
+    def __enter__(self) -> "Sampler":
+        self._greenlet = gevent.spawn(self._run)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._greenlet.kill()
+        self._take()
+
+    def _run(self) -> None:
+        for _ in range(SAMPLE_CAP):
+            self._take()
+            gevent.sleep(self.period)
+
+    def _take(self) -> None:
+        self.samples.append((time.monotonic(), self.tree.cpu(), self.tree.rss()))
+
+    def peak_rss(self) -> int:
+        return max(sample[2] for sample in self.samples)
+
+    def cpu_at(self, moment: float) -> float:
+        """Proxy CPU seconds at `moment`, interpolated between the two nearest samples."""
+        samples = self.samples
+        if moment <= samples[0][0]:
+            return samples[0][1]
+        for (t0, c0, _), (t1, c1, _) in zip(samples, samples[1:]):
+            if t0 <= moment <= t1:
+                return c0 if t1 == t0 else c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
+        return samples[-1][1]
+
+
+# --- the services ----------------------------------------------------------------------------
+
+class QuietEmulator(Emulator):
+    """tests.conftest.Emulator with its output (the "listening on" line, gevent's note on SIGINT)
+    sent to a file instead of into the report."""
+
+    def __init__(self, output_path: str) -> None:
+        super().__init__()
+        self.output_path = output_path
+
+    def start(self) -> "QuietEmulator":
+        with open(self.output_path, "wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.emulator", "--host", HOST, "--port", str(self.port)],
+                cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        wait_until(lambda: requests.get(self.url + "/_emulator/health", timeout=1).ok, what="emulator")
+        return self
+
+
+def proxy_env(args: argparse.Namespace) -> Dict[str, str]:
+    return {
+        "WORKER_CLASS": args.worker_class,
+        "PROCESS_WORKERS": str(args.workers),
+        "PROCESS_THREADS": str(args.threads),
+        "WORKER_CONNECTIONS": str(args.connections),
+        "LOG_LEVEL": "WARNING",
+        "NEED_LOG_TO_FILE": "false",
+        # the production defaults of config.json (the harness shortens these for its tests)
+        "KEEP_ALIVE_INTERVAL": "5",
+        "FIRST_EVENT_TIMEOUT": "30",
+    }
+
+
+def start_services(stack: contextlib.ExitStack, args: argparse.Namespace):
+    workdir = tempfile.mkdtemp(prefix="b2a-bench-")
+    stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+    redis_server = RedisServer(workdir)
+    stack.callback(redis_server.stop)
+    redis_server.start()
+    emulator = QuietEmulator(os.path.join(workdir, "emulator.out"))
+    stack.callback(emulator.stop)
+    emulator.start()
+    proxy = Proxy(emulator, redis_server.port, os.path.join(workdir, "proxy"), proxy_env(args))
+    os.makedirs(proxy.workdir, exist_ok=True)
+    stack.callback(proxy.stop)
+    proxy.start()
+    return emulator, proxy
+
+
+def raise_open_file_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+def reply_text(index: int, length: int) -> str:
+    """A distinct text per stream, with multi-byte and astral characters in it."""
+    base = f"[{index:05d}] Grüße 世界 🌍 — the quick brown fox jumps over the lazy dog. "
+    return (base * (length // len(base) + 1))[:length]
+
+
+def directive(text: str, chunk: int, interval: float, encoding: str = "cumulative") -> str:
+    return json.dumps({"emu": "text", "text": text, "chunk": chunk, "interval": interval,
+                       "encoding": encoding}, ensure_ascii=False)
+
+
+def proxy_body(content: str, stream: bool) -> bytes:
+    return json.dumps({"model": MODEL, "stream": stream,
+                       "messages": [{"role": "user", "content": content}]}).encode()
+
+
+def direct_body(content: str) -> bytes:
+    message = {"id": str(uuid.uuid4()), "author": {"role": "user"},
+               "content": {"content_type": "text", "parts": [content]}, "metadata": {}}
+    return json.dumps({"action": "next", "messages": [message], "parent_message_id": str(uuid.uuid4()),
+                       "model": MODEL}).encode()
+
+
+def post(port: int, path: str, body: bytes, headers: Dict[str, str]):
+    connection = http.client.HTTPConnection(HOST, port, timeout=SOCKET_TIMEOUT)
+    connection.request("POST", path, body=body,
+                       headers={"Content-Type": "application/json", "Connection": "close", **headers})
+    return connection, connection.getresponse()
+
+
+def sse_data(response) -> "iter":
+    """The data payloads (bytes) of the SSE body as they arrive; ends at EOF."""
+    buffer = b""
+    while True:
+        chunk = response.read1(65536)
+        if not chunk:
+            return
+        buffer += chunk
+        *events, buffer = buffer.split(b"\n\n")
+        for event in events:
+            for line in event.split(b"\n"):
+                if line.startswith(b"data: "):
+                    yield line[6:]
+
+
+@dataclass
+class Result:
+    ok: bool = False
+    error: str = ""
+    ttft: Optional[float] = None
+    duration: Optional[float] = None
+    end: Optional[float] = None              # monotonic time the reply ended
+    marks: Dict[int, float] = field(default_factory=dict)  # chars received -> first time seen
+
+
+class Activity:
+    """How many streams have their first token but not their end: the streams truly served at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+
+    def begin(self) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+    def end(self) -> None:
+        self.now -= 1
+
+
+def timed(job: Callable[[Result, float], None]) -> Result:
+    """Run one request under the whole-request timeout; any exception is a failure, not a crash."""
+    result, started = Result(), time.monotonic()
+    try:
+        with gevent.Timeout(REQUEST_TIMEOUT):
+            job(result, started)
+    except gevent.Timeout:
+        result.ok, result.error = False, f"timeout after {REQUEST_TIMEOUT:.0f}s"
+    except Exception as exc:  # connection refused / reset, bad JSON, ...
+        result.ok, result.error = False, f"{exc.__class__.__name__}: {str(exc)[:80]}"
+    result.end = time.monotonic()
+    result.duration = result.end - started
+    return result
+
+
+def proxy_stream(port: int, content: str, expected: str, activity: Activity,
+                 marks: tuple = ()) -> Result:
+    def job(result: Result, started: float) -> None:
+        connection, response = post(port, "/v1/chat/completions", proxy_body(content, True),
+                                    {"Authorization": f"Bearer {API_KEY}"})
+        with contextlib.closing(connection):
+            if response.status != 200:
+                result.error = f"HTTP {response.status}: {response.read(200)!r}"
+                return
+            parts, done, size, pending = [], False, 0, list(marks)
+            try:
+                for data in sse_data(response):
+                    if data == b"[DONE]":
+                        done = True
+                        continue
+                    payload = json.loads(data)
+                    if "error" in payload:
+                        result.error = "error frame: " + json.dumps(payload["error"])[:120]
+                    for choice in payload.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            if result.ttft is None:
+                                result.ttft = time.monotonic() - started
+                                activity.begin()
+                            parts.append(text)
+                            size += len(text)
+                            while pending and size >= pending[0]:
+                                result.marks[pending.pop(0)] = time.monotonic()
+            finally:
+                if result.ttft is not None:
+                    activity.end()
+            got = "".join(parts)
+            if not result.error and not done:
+                result.error = "no [DONE]"
+            if not result.error and got != expected:
+                result.error = f"text differs: got {len(got)} chars, expected {len(expected)}"
+            result.ok = not result.error
+
+    return timed(job)
+
+
+def direct_stream(port: int, token: str, content: str, expected: str, activity: Activity) -> Result:
+    def job(result: Result, started: float) -> None:
+        connection, response = post(port, "/backend-api/conversation", direct_body(content),
+                                    {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"})
+        with contextlib.closing(connection):
+            if response.status != 200:
+                result.error = f"HTTP {response.status}: {response.read(200)!r}"
+                return
+            text, done = "", False
+            try:
+                for data in sse_data(response):
+                    if data == b"[DONE]":
+                        done = True
+                    elif data.startswith(b'{"message"') and b'"assistant"' in data:
+                        message = json.loads(data)["message"]
+                        parts = message["content"].get("parts") or [""]
+                        if parts[0] and result.ttft is None:
+                            result.ttft = time.monotonic() - started
+                            activity.begin()
+                        text = parts[0] or text
+            finally:
+                if result.ttft is not None:
+                    activity.end()
+            if not done:
+                result.error = "no [DONE]"
+            elif text != expected:
+                result.error = f"text differs: got {len(text)} chars, expected {len(expected)}"
+            result.ok = not result.error
+
+    return timed(job)
+
+
+def proxy_complete(port: int, content: str, expected: str) -> Result:
+    def job(result: Result, started: float) -> None:
+        connection, response = post(port, "/v1/chat/completions", proxy_body(content, False),
+                                    {"Authorization": f"Bearer {API_KEY}"})
+        with contextlib.closing(connection):
+            raw = response.read()
+            if response.status != 200:
+                result.error = f"HTTP {response.status}: {raw[:200]!r}"
+                return
+            got = json.loads(raw)["choices"][0]["message"]["content"]
+            result.ttft = time.monotonic() - started
+            result.error = "" if got == expected else f"content differs: {len(got)} vs {len(expected)} chars"
+            result.ok = not result.error
+
+    return timed(job)
+
+
+# --- phases --------------------------------------------------------------------------------------
+
+@dataclass
+class Phase:
+    name: str
+    results: List[Result]
+    wall: float
+    activity: Activity
+    proxy_cpu: float = 0.0
+    emulator_cpu: float = 0.0
+    loadgen_cpu: float = 0.0
+    frames: int = 0
+    peak_rss: int = 0
+
+
+def run_concurrently(count: int, job: Callable[[int], Result], timeout: float) -> tuple:
+    """`count` jobs at once; returns their results (a job still running at `timeout` fails) and the
+    wall time from the start to the last end."""
+    started = time.monotonic()
+    greenlets = [gevent.spawn(job, index) for index in range(count)]
+    gevent.joinall(greenlets, timeout=timeout)
+    results = []
+    for greenlet in greenlets:
+        if greenlet.ready() and greenlet.successful():
+            results.append(greenlet.value)
+        else:
+            greenlet.kill(block=False)
+            results.append(Result(error="phase timeout" if not greenlet.ready() else "crashed"))
+    ends = [r.end for r in results if r.end is not None]
+    return results, (max(ends) - started) if ends else timeout
+
+
+def measured_phase(name: str, env: "Bench", count: int, job: Callable[[int], Result],
+                   activity: Activity, period: float = 0.2) -> tuple:
+    """Run a phase with CPU and RSS measured around it; returns (Phase, Sampler)."""
+    env.emulator.reset()
+    emulator_tree = ProcTree(env.emulator.process.pid)
+    emu0, own0 = emulator_tree.cpu(), own_cpu()
+    with Sampler(env.proxy_tree, period) as sampler:
+        results, wall = run_concurrently(count, job, env.args.phase_timeout)
+    phase = Phase(name, results, wall, activity,
+                  proxy_cpu=sampler.samples[-1][1] - sampler.samples[0][1],
+                  emulator_cpu=emulator_tree.cpu() - emu0, loadgen_cpu=own_cpu() - own0,
+                  frames=sum(s["events_sent"] for s in env.emulator.streams()),
+                  peak_rss=sampler.peak_rss())
+    return phase, sampler
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    emulator: Emulator
+    proxy: Proxy
+    proxy_tree: ProcTree
+    token: str
+
+
+def short_case(args: argparse.Namespace, index: int) -> tuple:
+    text = reply_text(index, args.events * args.chunk)
+    return directive(text, args.chunk, args.spacing), text
+
+
+def warm_up(env: Bench) -> List[Result]:
+    """Token exchange, tiktoken and connection pools in every worker, before anything is timed."""
+    args, activity = env.args, Activity()
+    count = max(8, 4 * args.workers)
+
+    def job(index: int) -> Result:
+        text = reply_text(index, 12)
+        content = directive(text, 4, 0.0)
+        if index % 2:
+            return proxy_complete(env.proxy.port, content, text)
+        return proxy_stream(env.proxy.port, content, text, activity)
+
+    first = job(0)  # one alone first: the concurrent ones then find the access token cached
+    results, _ = run_concurrently(count, job, 60)
+    direct = direct_stream(env.emulator.port, env.token, directive("warm", 4, 0.0), "warm", activity)
+    return [first, *results, direct]
+
+
+def direct_phase(env: Bench) -> Phase:
+    activity = Activity()
+
+    def job(index: int) -> Result:
+        content, text = short_case(env.args, index)
+        return direct_stream(env.emulator.port, env.token, content, text, activity)
+
+    return measured_phase("direct", env, env.args.streams, job, activity)[0]
+
+
+def proxy_phase(env: Bench) -> Phase:
+    activity = Activity()
+
+    def job(index: int) -> Result:
+        content, text = short_case(env.args, index)
+        return proxy_stream(env.proxy.port, content, text, activity)
+
+    return measured_phase("proxy", env, env.args.streams, job, activity)[0]
+
+
+def nonstream_phase(env: Bench) -> Phase:
+    def job(index: int) -> Result:
+        content, text = short_case(env.args, 100_000 + index)
+        return proxy_complete(env.proxy.port, content, text)
+
+    return measured_phase("nonstream", env, env.args.nonstream, job, Activity())[0]
+
+
+@dataclass
+class LongRun:
+    encoding: str
+    phase: Phase
+    q1_cpu_per_event: float
+    q4_cpu_per_event: float
+    cpu_per_event: float
+
+
+def long_phase(env: Bench, encoding: str) -> LongRun:
+    args, activity = env.args, Activity()
+    chunk = max(1, args.long_chars // args.long_events)
+    first, quarter, three_quarters = chunk, args.long_chars // 4, 3 * args.long_chars // 4
+    marks = (first, quarter, three_quarters, args.long_chars)
+
+    def job(index: int) -> Result:
+        text = reply_text(index, args.long_chars)
+        content = directive(text, chunk, args.long_spacing, encoding)
+        return proxy_stream(env.proxy.port, content, text, activity, marks)
+
+    phase, sampler = measured_phase(f"long-{encoding}", env, args.long_clients, job, activity, 0.05)
+    done = [r for r in phase.results if r.ok and len(r.marks) == len(marks)]
+
+    def cpu_per_event(start_mark: int, end_mark: int) -> float:
+        if not done:
+            return float("nan")
+        start = percentile([r.marks[start_mark] for r in done], 50)
+        end = percentile([r.marks[end_mark] for r in done], 50)
+        events = (end_mark - start_mark) / chunk * len(done)
+        return (sampler.cpu_at(end) - sampler.cpu_at(start)) / events
+
+    return LongRun(encoding, phase, cpu_per_event(first, quarter),
+                   cpu_per_event(three_quarters, args.long_chars),
+                   phase.proxy_cpu / max(phase.frames, 1))
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def percentile(values: List[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(pct / 100 * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+def ok_count(phase: Phase) -> int:
+    return sum(r.ok for r in phase.results)
+
+
+def stats(phase: Phase) -> Dict[str, float]:
+    good = [r for r in phase.results if r.ok]
+    return {"ttft50": percentile([r.ttft for r in good], 50), "ttft99": percentile([r.ttft for r in good], 99),
+            "dur50": percentile([r.duration for r in good], 50), "dur99": percentile([r.duration for r in good], 99)}
+
+
+def failures(phase: Phase) -> str:
+    counts: Dict[str, int] = {}
+    for result in phase.results:
+        if not result.ok:
+            counts[result.error] = counts.get(result.error, 0) + 1
+    top = sorted(counts.items(), key=lambda item: -item[1])[:3]
+    return "; ".join(f"{n}x {error}" for error, n in top)
+
+
+def stream_line(phase: Phase) -> str:
+    s = stats(phase)
+    line = (f"{phase.name:<9} ok={ok_count(phase)} failed={len(phase.results) - ok_count(phase)}  "
+            f"ttft p50={s['ttft50']:.3f}s p99={s['ttft99']:.3f}s  "
+            f"stream p50={s['dur50']:.2f}s p99={s['dur99']:.2f}s  wall={phase.wall:.2f}s  "
+            f"max_active={phase.activity.peak}")
+    return line + (f"\n          failures: {failures(phase)}" if failures(phase) else "")
+
+
+def cpu_line(phase: Phase, text_events: int) -> str:
+    per_frame = 1000 * phase.proxy_cpu / max(phase.frames, 1)
+    per_text = 1000 * phase.proxy_cpu / max(text_events, 1)
+    return (f"{phase.name:<9} proxy cpu={phase.proxy_cpu:.2f}s for {phase.frames} upstream events "
+            f"({text_events} text) = {per_frame:.3f}s/1000 events ({per_text:.3f}s/1000 text events)  "
+            f"emulator cpu={phase.emulator_cpu:.2f}s loadgen cpu={phase.loadgen_cpu:.2f}s  "
+            f"peak proxy rss={phase.peak_rss / 2**20:.0f}MB")
+
+
+def ratio(a: float, b: float) -> str:
+    return f"x{a / b:.2f}" if b > 0 else "n/a"
+
+
+def proxy_log_summary(proxy: Proxy) -> str:
+    text = proxy.output()
+    lines = text.splitlines()
+    counts = {"tracebacks": text.count("Traceback"), "worker timeouts": text.count("WORKER TIMEOUT"),
+              "errors": sum("[ERROR]" in line for line in lines),
+              "warnings": sum("[WARNING]" in line for line in lines)}
+    summary = "proxy log: " + ", ".join(f"{n} {name}" for name, n in counts.items())
+    notable = [line for line in lines if any(k in line for k in ("[ERROR]", "[CRITICAL]", "TIMEOUT", "Error"))]
+    return summary + "".join(f"\n  | {line[:160]}" for line in notable[:5])
+
+
+def report(env: Bench, rss_start: int, warm: List[Result], direct: Phase, proxied: Phase,
+           batch: Optional[Phase], long_runs: List[LongRun]) -> str:
+    args = env.args
+    restarts = len(env.proxy_tree.seen_children) - args.workers
+    threads = f" threads={args.threads}" if args.worker_class == "gthread" else f" connections={args.connections}"
+    d, p = stats(direct), stats(proxied)
+    text_events = args.streams * args.events
+    out = [
+        f"=== bench_streams: worker_class={args.worker_class} workers={args.workers}{threads} | "
+        f"streams={args.streams} events={args.events} spacing={args.spacing}s chunk={args.chunk} "
+        f"nonstream={args.nonstream} | {os.cpu_count()} cpus",
+        f"warm-up   ok={sum(r.ok for r in warm)}/{len(warm)}",
+        stream_line(direct),
+        stream_line(proxied),
+        f"proxy/direct  ttft p50 {ratio(p['ttft50'], d['ttft50'])}  p99 {ratio(p['ttft99'], d['ttft99'])}  "
+        f"stream p99 {ratio(p['dur99'], d['dur99'])}  wall {ratio(proxied.wall, direct.wall)}",
+        cpu_line(direct, text_events),
+        cpu_line(proxied, text_events),
+    ]
+    if batch is not None:
+        s = stats(batch)
+        out.append(f"nonstream ok={ok_count(batch)} failed={len(batch.results) - ok_count(batch)}  "
+                   f"latency p50={s['ttft50']:.2f}s p99={s['ttft99']:.2f}s  wall={batch.wall:.2f}s  "
+                   f"proxy cpu={batch.proxy_cpu:.2f}s"
+                   + (f"\n          failures: {failures(batch)}" if failures(batch) else ""))
+    for run in long_runs:
+        s = stats(run.phase)
+        out.append(f"long {run.encoding:<10} {args.long_clients} clients x {args.long_chars} chars / "
+                   f"{args.long_events} events, spacing {args.long_spacing}s: ok={ok_count(run.phase)} "
+                   f"failed={len(run.phase.results) - ok_count(run.phase)} stream p50={s['dur50']:.2f}s "
+                   f"p99={s['dur99']:.2f}s")
+        out.append(f"     {'':<10} proxy cpu/event first quarter={run.q1_cpu_per_event * 1e6:.0f}us "
+                   f"last quarter={run.q4_cpu_per_event * 1e6:.0f}us  ratio last/first "
+                   f"{ratio(run.q4_cpu_per_event, run.q1_cpu_per_event)}  (whole reply "
+                   f"{run.cpu_per_event * 1e6:.0f}us/event; short replies "
+                   f"{1e6 * proxied.proxy_cpu / max(proxied.frames, 1):.0f}us/event)"
+                   + (f"\n          failures: {failures(run.phase)}" if failures(run.phase) else ""))
+    proxy_phases = [proxied, *([batch] if batch else []), *(run.phase for run in long_runs)]
+    peak = max(phase.peak_rss for phase in proxy_phases)
+    out.append(f"proxy rss: start {rss_start / 2**20:.0f}MB, peak {peak / 2**20:.0f}MB (master + {args.workers} "
+               f"workers, summed); worker processes replaced during the run: {max(restarts, 0)}")
+    out.append(proxy_log_summary(env.proxy))
+    total_ok = (ok_count(proxied) == len(proxied.results) and (batch is None or ok_count(batch) == len(batch.results))
+                and all(ok_count(r.phase) == len(r.phase.results) for r in long_runs))
+    out.append(f"=== verdict: {'ALL PROXY REPLIES EXACT' if total_ok else 'SOME PROXY REPLIES FAILED'}")
+    return "\n".join(out)
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=1000, help="concurrent streams per phase")
+    parser.add_argument("--events", type=int, default=20, help="upstream text events per reply")
+    parser.add_argument("--spacing", type=float, default=0.1, help="seconds between upstream events")
+    parser.add_argument("--chunk", type=int, default=4, help="characters per upstream text event")
+    parser.add_argument("--worker-class", choices=("gevent", "gthread"), default="gevent")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=100, help="threads per gthread worker")
+    parser.add_argument("--connections", type=int, default=2000, help="WORKER_CONNECTIONS (gevent)")
+    parser.add_argument("--nonstream", type=int, default=50, help="concurrent non-stream chats")
+    parser.add_argument("--long", action="store_true", help="also run the long-reply case")
+    parser.add_argument("--long-clients", type=int, default=20)
+    parser.add_argument("--long-chars", type=int, default=16000)
+    parser.add_argument("--long-events", type=int, default=1000)
+    parser.add_argument("--long-spacing", type=float, default=0.01)
+    parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds a phase may take")
+    return parser.parse_args(argv)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    nofile = raise_open_file_limit()
+    if nofile < 2 * args.streams + 100:
+        print(f"warning: open-file limit {nofile} is low for {args.streams} streams", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        emulator, proxy = start_services(stack, args)
+        env = Bench(args, emulator, proxy, ProcTree(proxy.process.pid),
+                    mint_access_token("bench-direct", 86400))
+        env.proxy_tree.children()
+        rss_start = env.proxy_tree.rss()
+        warm = warm_up(env)
+        direct = direct_phase(env)
+        proxied = proxy_phase(env)
+        batch = nonstream_phase(env) if args.nonstream > 0 else None
+        long_runs = [long_phase(env, encoding) for encoding in ("cumulative", "v1")] if args.long else []
+        print(report(env, rss_start, warm, direct, proxied, batch, long_runs), flush=True)
+        return 0 if ok_count(proxied) == len(proxied.results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
