@@ -344,6 +344,19 @@ def test_finish_details_map_to_a_finish_reason_once(kind, reason):
     assert joined(events, TextDelta) == "truncated answer"
 
 
+def test_max_tokens_with_end_turn_false_is_still_length():
+    # The real upstream marks a reply cut at the token limit end_turn: false ("Continue generating").
+    spec = Spec("a-1", [], finish="max_tokens", end_turn=False)
+    events = feed_all(data(envelope(message(spec, "cut", "finished_successfully", final=True))))
+    assert [e for e in events if isinstance(e, Finish)] == [Finish("length")]
+
+
+def test_stop_with_end_turn_false_hands_over_to_a_tool():
+    spec = Spec("a-1", [], finish="stop", end_turn=False)
+    events = feed_all(data(envelope(message(spec, "calling a tool", "finished_successfully", final=True))))
+    assert not any(isinstance(e, Finish) for e in events)
+
+
 def test_unknown_finish_type_is_ignored():
     spec = Spec("a-1", [], finish="something_new")
     assert not any(isinstance(e, Finish) for e in feed_all(data(envelope(message(spec, "x", final=True)))))

@@ -162,11 +162,11 @@ class ReplyInterpreter:
         # "stops" (or a message with end_turn false) hands over to the tool instead.
         if message_id in self._finish_sent or message.get("recipient") not in (None, "all"):
             return []
-        if message.get("end_turn") is False:
-            return []
         details = _mapping(_mapping(message.get("metadata")).get("finish_details"))
         reason = _FINISH_REASONS.get(_str(details.get("type")))
-        if reason is None:
+        # A reply cut at the token limit comes with end_turn false (the web page then offers
+        # "Continue generating"): that is still the end of this reply, as finish_reason "length".
+        if reason is None or (message.get("end_turn") is False and reason != "length"):
             return []
         self._finish_sent.add(message_id)
         return [Finish(reason)]
