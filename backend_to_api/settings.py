@@ -82,6 +82,12 @@ class Settings:
     # upstream reports sooner become HTTP errors; a longer silence is bridged with keep-alives
     # (NextChat gives up on a stream without headers after 60 s).
     first_event_timeout: float = _key("first_event_timeout", 5.0, min=0.1)
+    # Images and files a client sends by URL or data: URI (issue 3 item 8): the largest accepted
+    # (OpenAI's own image limit is 20 MB), the per-connect/per-read and whole-download timeout, and
+    # how many redirects a fetch may follow.
+    input_file_max_bytes: int = _key("input_file_max_bytes", 20 * 1024 * 1024, min=1)
+    input_file_fetch_timeout: float = _key("input_file_fetch_timeout", 15.0, min=0.1)
+    input_file_max_redirects: int = _key("input_file_max_redirects", 3, min=0, max=20)
     backend_container_url: str = _key("backend_container_url", "")
     backend_container_api_prefix: str = _key("backend_container_api_prefix", "")
     key_for_gpts_info: str = _key("key_for_gpts_info", "")

@@ -16,7 +16,7 @@ from .chunks import DONE, KEEP_ALIVE, ChunkFactory
 from .text import ReplyRenderer
 from .usage import usage
 
-TICK = 1.0  # how often a silent stream checks whether its client is still there
+TICK = 0.5  # how often a silent stream checks whether its client is still there
 
 
 class ClientGone(Exception):
