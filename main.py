@@ -29,9 +29,11 @@ def __getattr__(name: str) -> Any:
 
 
 def _check(settings: Settings) -> None:
+    from backend_to_api.gpts_file import gpt_names
     from backend_to_api.models import ModelRegistry
 
-    ModelRegistry(settings)  # duplicate model names are a config error: report it before forking
+    # Duplicate model names and a bad gpts.json are config errors: report them before forking.
+    gpt_names(settings, ModelRegistry(settings).names())
 
 
 def main() -> int:

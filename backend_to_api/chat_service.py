@@ -14,14 +14,17 @@ from typing import List, Optional
 
 from .auth.tokens import Credentials, TokenResolver
 from .errors import UpstreamError, empty_reply
+from .gpts import GizmoCatalog
 from .models import ModelRegistry, ModelSpec
 from .redact import mask
 from .settings import Settings
-from .sse.events import ConversationId, Event, StreamEnd, UpstreamFailure
+from .sse.events import ActionConfirmation, ConversationId, Event, StreamEnd, UpstreamFailure
+from .translate.actions import build_action_payload
 from .translate.chat_request import ChatRequest
 from .translate.conversation import build_conversation_payload
+from .translate.uploads import InputFiles
 from .upstream.client import UpstreamClient
-from .upstream.reply import WAITING, ReplyStream
+from .upstream.reply import WAITING, FollowUp, ReplyStream
 
 log = logging.getLogger(__name__)
 
@@ -38,26 +41,64 @@ class OpenReply:
 
 
 class ChatService:
-    def __init__(self, settings: Settings, models: ModelRegistry, tokens: TokenResolver, upstream: UpstreamClient) -> None:
+    def __init__(self, settings: Settings, models: ModelRegistry, tokens: TokenResolver, upstream: UpstreamClient,
+                 gpts: GizmoCatalog, files: Optional[InputFiles] = None) -> None:
         self.settings = settings
         self.models = models
         self.tokens = tokens
         self.upstream = upstream
+        self.gpts = gpts
+        self.files = files  # None: image and file inputs are refused with a 400
+
+    def resolve_model(self, name: str, credentials: Credentials) -> ModelSpec:
+        """A built-in model, else a GPT (whose info may have to be fetched: 404 or 502 if it cannot)."""
+        if self.gpts.is_gpt(name):
+            return self.gpts.resolve(name, credentials)
+        return self.models.resolve(name)
 
     def open(self, request: ChatRequest, credentials: Credentials) -> OpenReply:
-        model = self.models.resolve(request.model)
-        payload = build_conversation_payload(
-            request, model, hide_history=self.settings.need_delete_conversation_after_response
-        )
+        model = self.resolve_model(request.model, credentials)
         opened = OpenReply(model, credentials)
         opened.access_token = self.tokens.access_token(credentials)  # bad keys fail here, before any call
-        opened.reply = ReplyStream(lambda: self._post(payload, opened))
+        payload = self._payload(request, opened)
+        opened.reply = ReplyStream(lambda: self._post(payload, opened), self._action_follow_up(opened))
         try:
             self._await_first_event(opened)
         except BaseException:
             opened.reply.close()
             raise
         return opened
+
+    def _payload(self, request: ChatRequest, opened: OpenReply) -> dict:
+        """The conversation payload. Uploading its files needs the token: on a 401, refresh once."""
+        try:
+            return self._build_payload(request, opened)
+        except UpstreamError as exc:
+            if exc.upstream_status != 401:
+                raise
+        self._refresh_token(opened)
+        return self._build_payload(request, opened)
+
+    def _build_payload(self, request: ChatRequest, opened: OpenReply) -> dict:
+        credentials = opened.credentials
+        files = None
+        if self.files is not None and opened.access_token:
+            files = self.files.for_account(opened.access_token, credentials.account_id, credentials.key)
+        return build_conversation_payload(
+            request, opened.model, hide_history=self.settings.need_delete_conversation_after_response, files=files
+        )
+
+    def _action_follow_up(self, opened: OpenReply) -> Optional[FollowUp]:
+        """GPT replies only: answer an action's confirmation request with "always allow"."""
+        if opened.model.gizmo_id is None:
+            return None
+        hide = self.settings.need_delete_conversation_after_response
+
+        def follow_up(confirmation: ActionConfirmation):
+            log.info("GPT action confirmation in conversation %s: answering always_allow", confirmation.conversation_id)
+            return self._post(build_action_payload(confirmation, opened.model, hide), opened)
+
+        return follow_up
 
     def _post(self, payload: dict, opened: OpenReply):
         """The conversation call; on a 401 the token is refreshed once and the call retried."""
@@ -67,9 +108,12 @@ class ChatService:
         except UpstreamError as exc:
             if exc.upstream_status != 401:
                 raise
-        log.info("upstream rejected the access token of %s; refreshing once", mask(credentials.key))
-        opened.access_token = self.tokens.access_token(credentials, stale=opened.access_token)
+        self._refresh_token(opened)
         return self.upstream.open_conversation(payload, opened.access_token, credentials.account_id)
+
+    def _refresh_token(self, opened: OpenReply) -> None:
+        log.info("upstream rejected the access token of %s; refreshing once", mask(opened.credentials.key))
+        opened.access_token = self.tokens.access_token(opened.credentials, stale=opened.access_token)
 
     def _await_first_event(self, opened: OpenReply) -> None:
         """Read until the upstream has shown it is answering, or the header deadline passes."""

@@ -5,8 +5,8 @@ original's ``*_new_name`` keys); the family decides the upstream slug and the to
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, List, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from .errors import model_not_found
 from .settings import ConfigError, Settings
@@ -34,10 +34,15 @@ FAMILIES: Tuple[ModelFamily, ...] = (
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A resolved request model: the name the client sent plus its family."""
+    """A resolved request model: the name the client sent plus its family.
+
+    For a GPT (see ``gpts.py``) also the GPT's id and the info the conversation must carry.
+    """
 
     name: str
     family: ModelFamily
+    gizmo_id: Optional[str] = None
+    gizmo: Optional[Mapping[str, Any]] = field(default=None, compare=False, repr=False)
 
     @property
     def slug(self) -> str:

@@ -6,9 +6,11 @@ from typing import Optional, Union
 
 from .auth.tokens import TokenResolver
 from .chat_service import ChatService
+from .gpts import GizmoCatalog, build_catalog
 from .models import ModelRegistry
 from .settings import Settings
 from .store import MemoryStore, RedisStore, open_store
+from .translate.uploads import InputFiles
 from .upstream.client import UpstreamClient
 
 
@@ -17,6 +19,7 @@ class Services:
     settings: Settings
     store: Union[RedisStore, MemoryStore]
     models: ModelRegistry
+    gpts: GizmoCatalog
     upstream: UpstreamClient
     tokens: TokenResolver
     chat: ChatService
@@ -27,5 +30,7 @@ def build_services(settings: Settings, store: Optional[Union[RedisStore, MemoryS
     models = ModelRegistry(settings)
     upstream = UpstreamClient(settings)
     tokens = TokenResolver(settings.refresh, store, upstream)
-    chat = ChatService(settings, models, tokens, upstream)
-    return Services(settings, store, models, upstream, tokens, chat)
+    gpts = build_catalog(settings, store, tokens, upstream, models.names())
+    files = InputFiles(settings, upstream, store)
+    chat = ChatService(settings, models, tokens, upstream, gpts, files=files)
+    return Services(settings, store, models, gpts, upstream, tokens, chat)

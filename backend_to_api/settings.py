@@ -114,6 +114,9 @@ class Settings:
     port: int = _key("PORT", 33333, min=1, max=65535, env_only=True)
     config_file: str = _key("CONFIG_FILE", "./config.json", env_only=True)
     gpts_file: str = _key("GPTS_FILE", "./gpts.json", env_only=True)
+    # Where tool output is saved and served from (/images/<name>, /files/<name>).
+    images_dir: str = _key("IMAGES_DIR", "./images", env_only=True)
+    files_dir: str = _key("FILES_DIR", "./files", env_only=True)
 
     @property
     def api_prefix(self) -> str:

@@ -20,15 +20,21 @@ proxy under real gunicorn (`python main.py`, configured by environment overrides
 Each reply is `--events` upstream text events `--spacing` seconds apart (`chunk` characters each,
 the emulator's `interval`); the emulator adds ~9 frames per reply (ping, metadata, DONE, ...).
 
-Measured: ok/failed counts; time to first token (request start -> first non-empty text) p50/p99;
-per-stream duration p50/p99; the wall time of each phase; proxy/direct ratios; proxy CPU seconds
-(utime+stime of the gunicorn master, its reaped children and the live workers, from
+Measured: ok/failed counts (a body cut after [DONE] still fails: a strict HTTP client raises);
+time to first token (request start -> first non-empty text) p50/p99; per-stream duration p50/p99;
+the wall time of each phase; `max_active`, the most streams that were between their first token
+and their end at once (what the server really held concurrently); proxy/direct ratios; proxy CPU
+seconds (utime+stime of the gunicorn master, its reaped children and the live workers, from
 /proc/<pid>/stat) per 1000 upstream events (the emulator's own count of frames sent, and per 1000
-text events); the peak of the summed RSS of master + workers (sampled every 0.2 s); the CPU of the
-emulator and of this load generator, to show whether the 2-core machine was saturated. For the
-long replies: proxy CPU per upstream event in the first quarter of the reply vs. the last quarter
-(windows taken from the clients' arrival times of the 1st/25%/75%/last character, CPU interpolated
-from the 0.05 s samples), and their ratio: ~1.0 means the cost per event does not grow with the text.
+text events), split per worker; the peak of the summed RSS of master + workers (sampled every
+0.2 s); the CPU of the emulator, of this load generator and of every other process on the machine
+(/proc/stat), because all of them share the same CPUs and skew the timings. For the long replies:
+proxy CPU per upstream event in the first quarter of the reply vs. the last quarter (windows from
+the clients' arrival times of the 1st/25%/75%/last character, CPU interpolated from 0.05 s
+samples) and their ratio: ~1.0 means the cost per event does not grow with the text.
+
+--wait-quiet S waits (at most S seconds) for an idle machine first; --keep-logs DIR keeps the
+proxy's and the emulator's output.
 
 The load generator is one process of gevent greenlets (monkey-patched http.client), not OS
 threads, so it holds thousands of streams; `ulimit -n` is raised to the hard limit. Every wait
@@ -104,6 +110,15 @@ class ProcTree:
         self.seen_children.update(found)
         return found
 
+    def cpu_by_child(self) -> Dict[int, float]:
+        """CPU seconds of each live child (worker), to show how the load was spread."""
+        found = {}
+        for pid in self.children():
+            fields = _stat_fields(pid)
+            if fields is not None:
+                found[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return found
+
     def cpu(self) -> float:
         """CPU seconds: the root (with its reaped children, so a replaced worker still counts) plus
         the live children."""
@@ -124,6 +139,30 @@ class ProcTree:
             if fields is not None:
                 total += int(fields[21]) * PAGE_SIZE
         return total
+
+
+def machine_busy(kind: str = "all") -> float:
+    """CPU seconds the whole machine spent busy since boot (all CPUs, /proc/stat): "all", "tasks"
+    (user + nice + system: time charged to processes) or "irq" (irq + softirq: loopback TCP is
+    largely processed there and charged to no process)."""
+    with open("/proc/stat") as handle:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (
+            int(v) for v in handle.readline().split()[1:9])
+    parts = {"tasks": user + nice + system, "irq": irq + softirq}
+    parts["all"] = parts["tasks"] + parts["irq"] + steal
+    return parts[kind] / CLK_TCK
+
+
+def wait_until_quiet(limit: float) -> float:
+    """Wait up to `limit` seconds for a machine that is >= 85% idle over 3 s (others' test runs
+    share these 2 CPUs and skew every timing); returns the busy share last seen."""
+    deadline, share = time.monotonic() + limit, 1.0
+    while True:
+        before, started = machine_busy(), time.monotonic()
+        time.sleep(3)
+        share = (machine_busy() - before) / ((time.monotonic() - started) * (os.cpu_count() or 1))
+        if share <= 0.15 or time.monotonic() >= deadline:
+            return share
 
 
 def own_cpu() -> float:
@@ -206,6 +245,8 @@ def proxy_env(args: argparse.Namespace) -> Dict[str, str]:
 def start_services(stack: contextlib.ExitStack, args: argparse.Namespace):
     workdir = tempfile.mkdtemp(prefix="b2a-bench-")
     stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+    if args.keep_logs:  # runs after the services are stopped, before the folder goes
+        stack.callback(keep_logs, workdir, args.keep_logs)
     redis_server = RedisServer(workdir)
     stack.callback(redis_server.stop)
     redis_server.start()
@@ -216,7 +257,14 @@ def start_services(stack: contextlib.ExitStack, args: argparse.Namespace):
     os.makedirs(proxy.workdir, exist_ok=True)
     stack.callback(proxy.stop)
     proxy.start()
-    return emulator, proxy
+    return redis_server, emulator, proxy
+
+
+def keep_logs(workdir: str, destination: str) -> None:
+    os.makedirs(destination, exist_ok=True)
+    for source in (os.path.join(workdir, "emulator.out"), os.path.join(workdir, "proxy", "proxy.out")):
+        if os.path.exists(source):
+            shutil.copy(source, destination)
 
 
 def raise_open_file_limit() -> int:
@@ -314,6 +362,58 @@ def timed(job: Callable[[Result, float], None]) -> Result:
     return result
 
 
+@dataclass
+class ProxyReply:
+    """What one proxy stream delivered."""
+    parts: List[str] = field(default_factory=list)
+    done: bool = False       # data: [DONE] seen
+    broken: str = ""         # the exception that cut the body, if any
+
+
+def read_proxy_sse(response, result: Result, activity: Activity, started: float,
+                   marks: tuple) -> ProxyReply:
+    """Collect the deltas of an OpenAI SSE body; note the first token, error frames and `marks`."""
+    reply, size, pending = ProxyReply(), 0, list(marks)
+    try:
+        for data in sse_data(response):
+            if data == b"[DONE]":
+                reply.done = True
+                continue
+            payload = json.loads(data)
+            if "error" in payload:
+                result.error = "error frame: " + json.dumps(payload["error"])[:120]
+            for choice in payload.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if not text:
+                    continue
+                if result.ttft is None:
+                    result.ttft = time.monotonic() - started
+                    activity.begin()
+                reply.parts.append(text)
+                size += len(text)
+                while pending and size >= pending[0]:
+                    result.marks[pending.pop(0)] = time.monotonic()
+    except (http.client.HTTPException, OSError) as exc:  # the body was cut
+        reply.broken = exc.__class__.__name__
+    finally:
+        if result.ttft is not None:
+            activity.end()
+    return reply
+
+
+def judge_proxy_reply(reply: ProxyReply, expected: str) -> str:
+    """Why the reply is not exactly right ("" when it is)."""
+    got = "".join(reply.parts)
+    if reply.broken:
+        return f"{reply.broken} " + ("after [DONE] and the exact text" if reply.done and got == expected
+                                     else f"before the end ({len(got)}/{len(expected)} chars)")
+    if not reply.done:
+        return "no [DONE]"
+    if got != expected:
+        return f"text differs: got {len(got)} chars, expected {len(expected)}"
+    return ""
+
+
 def proxy_stream(port: int, content: str, expected: str, activity: Activity,
                  marks: tuple = ()) -> Result:
     def job(result: Result, started: float) -> None:
@@ -323,33 +423,8 @@ def proxy_stream(port: int, content: str, expected: str, activity: Activity,
             if response.status != 200:
                 result.error = f"HTTP {response.status}: {response.read(200)!r}"
                 return
-            parts, done, size, pending = [], False, 0, list(marks)
-            try:
-                for data in sse_data(response):
-                    if data == b"[DONE]":
-                        done = True
-                        continue
-                    payload = json.loads(data)
-                    if "error" in payload:
-                        result.error = "error frame: " + json.dumps(payload["error"])[:120]
-                    for choice in payload.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            if result.ttft is None:
-                                result.ttft = time.monotonic() - started
-                                activity.begin()
-                            parts.append(text)
-                            size += len(text)
-                            while pending and size >= pending[0]:
-                                result.marks[pending.pop(0)] = time.monotonic()
-            finally:
-                if result.ttft is not None:
-                    activity.end()
-            got = "".join(parts)
-            if not result.error and not done:
-                result.error = "no [DONE]"
-            if not result.error and got != expected:
-                result.error = f"text differs: got {len(got)} chars, expected {len(expected)}"
+            reply = read_proxy_sse(response, result, activity, started, marks)
+            result.error = result.error or judge_proxy_reply(reply, expected)
             result.ok = not result.error
 
     return timed(job)
@@ -417,6 +492,10 @@ class Phase:
     loadgen_cpu: float = 0.0
     frames: int = 0
     peak_rss: int = 0
+    worker_cpu: List[float] = field(default_factory=list)  # per live worker, busiest first
+    others_cpu: float = 0.0  # CPU of every other process on the machine during the phase
+    irq_cpu: float = 0.0     # irq + softirq time of the machine (mostly our loopback traffic)
+    seconds: float = 0.0     # how long the phase ran
 
 
 def run_concurrently(count: int, job: Callable[[int], Result], timeout: float) -> tuple:
@@ -441,14 +520,22 @@ def measured_phase(name: str, env: "Bench", count: int, job: Callable[[int], Res
     """Run a phase with CPU and RSS measured around it; returns (Phase, Sampler)."""
     env.emulator.reset()
     emulator_tree = ProcTree(env.emulator.process.pid)
-    emu0, own0 = emulator_tree.cpu(), own_cpu()
+    emu0, own0, workers0 = emulator_tree.cpu(), own_cpu(), env.proxy_tree.cpu_by_child()
+    redis0, tasks0, irq0 = env.redis_tree.cpu(), machine_busy("tasks"), machine_busy("irq")
+    started = time.monotonic()
     with Sampler(env.proxy_tree, period) as sampler:
         results, wall = run_concurrently(count, job, env.args.phase_timeout)
-    phase = Phase(name, results, wall, activity,
-                  proxy_cpu=sampler.samples[-1][1] - sampler.samples[0][1],
-                  emulator_cpu=emulator_tree.cpu() - emu0, loadgen_cpu=own_cpu() - own0,
+    workers1 = env.proxy_tree.cpu_by_child()
+    proxy_cpu = sampler.samples[-1][1] - sampler.samples[0][1]
+    emulator_cpu, loadgen_cpu = emulator_tree.cpu() - emu0, own_cpu() - own0
+    ours = proxy_cpu + emulator_cpu + loadgen_cpu + env.redis_tree.cpu() - redis0
+    phase = Phase(name, results, wall, activity, proxy_cpu=proxy_cpu, emulator_cpu=emulator_cpu,
+                  loadgen_cpu=loadgen_cpu, others_cpu=max(0.0, machine_busy("tasks") - tasks0 - ours),
+                  irq_cpu=machine_busy("irq") - irq0,
+                  seconds=time.monotonic() - started,
                   frames=sum(s["events_sent"] for s in env.emulator.streams()),
-                  peak_rss=sampler.peak_rss())
+                  peak_rss=sampler.peak_rss(),
+                  worker_cpu=sorted((workers1[pid] - workers0.get(pid, 0.0) for pid in workers1), reverse=True))
     return phase, sampler
 
 
@@ -458,6 +545,7 @@ class Bench:
     emulator: Emulator
     proxy: Proxy
     proxy_tree: ProcTree
+    redis_tree: ProcTree
     token: str
 
 
@@ -550,6 +638,21 @@ def long_phase(env: Bench, encoding: str) -> LongRun:
 
 # --- report --------------------------------------------------------------------------------------
 
+def code_state() -> str:
+    """Which code was measured: HEAD and how many tracked files differ (read-only git calls)."""
+    def git(*argv: str) -> str:
+        try:
+            return subprocess.run(["git", "--no-optional-locks", *argv], cwd=ROOT, capture_output=True,
+                                  text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return f"code: {ROOT} (not a git checkout)"
+    changed = len(git("status", "--porcelain", "--untracked-files=no").splitlines())
+    return f"code: HEAD {head}" + (f" + uncommitted changes in {changed} tracked files" if changed else "")
+
+
 def percentile(values: List[float], pct: float) -> float:
     if not values:
         return float("nan")
@@ -586,13 +689,17 @@ def stream_line(phase: Phase) -> str:
     return line + (f"\n          failures: {failures(phase)}" if failures(phase) else "")
 
 
-def cpu_line(phase: Phase, text_events: int) -> str:
+def cpu_lines(phase: Phase, text_events: int) -> str:
+    """Who burnt the CPU during a phase (proxy per upstream event, the rest for context)."""
     per_frame = 1000 * phase.proxy_cpu / max(phase.frames, 1)
     per_text = 1000 * phase.proxy_cpu / max(text_events, 1)
-    return (f"{phase.name:<9} proxy cpu={phase.proxy_cpu:.2f}s for {phase.frames} upstream events "
-            f"({text_events} text) = {per_frame:.3f}s/1000 events ({per_text:.3f}s/1000 text events)  "
-            f"emulator cpu={phase.emulator_cpu:.2f}s loadgen cpu={phase.loadgen_cpu:.2f}s  "
-            f"peak proxy rss={phase.peak_rss / 2**20:.0f}MB")
+    workers = "/".join(f"{c:.2f}" for c in phase.worker_cpu)
+    share = 100 * phase.others_cpu / max(phase.seconds * (os.cpu_count() or 1), 1e-9)
+    return (f"{phase.name:<9} cpu: proxy {phase.proxy_cpu:.2f}s = {per_frame:.3f}s/1000 upstream events "
+            f"({phase.frames} events; {per_text:.3f}s/1000 text events), per worker {workers} | "
+            f"emulator {phase.emulator_cpu:.2f}s | loadgen {phase.loadgen_cpu:.2f}s\n"
+            f"{'':<9} machine: softirq {phase.irq_cpu:.2f}s, other processes {phase.others_cpu:.2f}s "
+            f"({share:.0f}% of all cpus) | peak proxy rss {phase.peak_rss / 2**20:.0f}MB")
 
 
 def ratio(a: float, b: float) -> str:
@@ -606,55 +713,69 @@ def proxy_log_summary(proxy: Proxy) -> str:
               "errors": sum("[ERROR]" in line for line in lines),
               "warnings": sum("[WARNING]" in line for line in lines)}
     summary = "proxy log: " + ", ".join(f"{n} {name}" for name, n in counts.items())
-    notable = [line for line in lines if any(k in line for k in ("[ERROR]", "[CRITICAL]", "TIMEOUT", "Error"))]
-    return summary + "".join(f"\n  | {line[:160]}" for line in notable[:5])
+    notable = [line for line in lines if any(k in line for k in ("[ERROR]", "[CRITICAL]", "TIMEOUT"))][:3]
+    if "Traceback" in text:  # the first one in full (bounded): it names the failing line
+        first = text.index("Traceback")
+        notable += ["first traceback:"] + text[first:].splitlines()[:40]
+    return summary + "".join(f"\n  | {line[:160]}" for line in notable)
+
+
+def header(args: argparse.Namespace) -> str:
+    model = (f"threads={args.threads}" if args.worker_class == "gthread"
+             else f"connections={args.connections}")
+    return (f"=== bench_streams: worker_class={args.worker_class} workers={args.workers} {model} | "
+            f"streams={args.streams} events={args.events} spacing={args.spacing}s chunk={args.chunk} "
+            f"nonstream={args.nonstream} | {os.cpu_count()} cpus | {code_state()}")
+
+
+def ratio_line(direct: Phase, proxied: Phase) -> str:
+    d, p = stats(direct), stats(proxied)
+    return (f"proxy/direct  ttft p50 {ratio(p['ttft50'], d['ttft50'])}  p99 {ratio(p['ttft99'], d['ttft99'])}  "
+            f"stream p99 {ratio(p['dur99'], d['dur99'])}  wall {ratio(proxied.wall, direct.wall)}")
+
+
+def nonstream_line(batch: Phase) -> str:
+    s = stats(batch)
+    return (f"nonstream ok={ok_count(batch)} failed={len(batch.results) - ok_count(batch)}  "
+            f"latency p50={s['ttft50']:.2f}s p99={s['ttft99']:.2f}s  wall={batch.wall:.2f}s  "
+            f"proxy cpu={batch.proxy_cpu:.2f}s" + (f"\n          failures: {failures(batch)}" if failures(batch) else ""))
+
+
+def long_lines(args: argparse.Namespace, run: LongRun, short_per_event: float) -> str:
+    s = stats(run.phase)
+    return (f"long {run.encoding:<10} {args.long_clients} clients x {args.long_chars} chars / {args.long_events} "
+            f"events, spacing {args.long_spacing}s: ok={ok_count(run.phase)} "
+            f"failed={len(run.phase.results) - ok_count(run.phase)} stream p50={s['dur50']:.2f}s "
+            f"p99={s['dur99']:.2f}s\n"
+            f"     {'':<10} proxy cpu/event first quarter={run.q1_cpu_per_event * 1e6:.0f}us last quarter="
+            f"{run.q4_cpu_per_event * 1e6:.0f}us  ratio last/first {ratio(run.q4_cpu_per_event, run.q1_cpu_per_event)}"
+            f"  (whole reply {run.cpu_per_event * 1e6:.0f}us/event; short replies {short_per_event * 1e6:.0f}us/event)"
+            + (f"\n          failures: {failures(run.phase)}" if failures(run.phase) else ""))
+
+
+def all_exact(phases: List[Phase]) -> bool:
+    return all(ok_count(phase) == len(phase.results) for phase in phases)
 
 
 def report(env: Bench, rss_start: int, warm: List[Result], direct: Phase, proxied: Phase,
            batch: Optional[Phase], long_runs: List[LongRun]) -> str:
     args = env.args
-    restarts = len(env.proxy_tree.seen_children) - args.workers
-    threads = f" threads={args.threads}" if args.worker_class == "gthread" else f" connections={args.connections}"
-    d, p = stats(direct), stats(proxied)
     text_events = args.streams * args.events
-    out = [
-        f"=== bench_streams: worker_class={args.worker_class} workers={args.workers}{threads} | "
-        f"streams={args.streams} events={args.events} spacing={args.spacing}s chunk={args.chunk} "
-        f"nonstream={args.nonstream} | {os.cpu_count()} cpus",
-        f"warm-up   ok={sum(r.ok for r in warm)}/{len(warm)}",
-        stream_line(direct),
-        stream_line(proxied),
-        f"proxy/direct  ttft p50 {ratio(p['ttft50'], d['ttft50'])}  p99 {ratio(p['ttft99'], d['ttft99'])}  "
-        f"stream p99 {ratio(p['dur99'], d['dur99'])}  wall {ratio(proxied.wall, direct.wall)}",
-        cpu_line(direct, text_events),
-        cpu_line(proxied, text_events),
-    ]
+    out = [header(args), f"warm-up   ok={sum(r.ok for r in warm)}/{len(warm)}",
+           stream_line(direct), stream_line(proxied), ratio_line(direct, proxied),
+           cpu_lines(direct, text_events), cpu_lines(proxied, text_events)]
     if batch is not None:
-        s = stats(batch)
-        out.append(f"nonstream ok={ok_count(batch)} failed={len(batch.results) - ok_count(batch)}  "
-                   f"latency p50={s['ttft50']:.2f}s p99={s['ttft99']:.2f}s  wall={batch.wall:.2f}s  "
-                   f"proxy cpu={batch.proxy_cpu:.2f}s"
-                   + (f"\n          failures: {failures(batch)}" if failures(batch) else ""))
-    for run in long_runs:
-        s = stats(run.phase)
-        out.append(f"long {run.encoding:<10} {args.long_clients} clients x {args.long_chars} chars / "
-                   f"{args.long_events} events, spacing {args.long_spacing}s: ok={ok_count(run.phase)} "
-                   f"failed={len(run.phase.results) - ok_count(run.phase)} stream p50={s['dur50']:.2f}s "
-                   f"p99={s['dur99']:.2f}s")
-        out.append(f"     {'':<10} proxy cpu/event first quarter={run.q1_cpu_per_event * 1e6:.0f}us "
-                   f"last quarter={run.q4_cpu_per_event * 1e6:.0f}us  ratio last/first "
-                   f"{ratio(run.q4_cpu_per_event, run.q1_cpu_per_event)}  (whole reply "
-                   f"{run.cpu_per_event * 1e6:.0f}us/event; short replies "
-                   f"{1e6 * proxied.proxy_cpu / max(proxied.frames, 1):.0f}us/event)"
-                   + (f"\n          failures: {failures(run.phase)}" if failures(run.phase) else ""))
+        out.append(nonstream_line(batch))
+    short_per_event = proxied.proxy_cpu / max(proxied.frames, 1)
+    out += [long_lines(args, run, short_per_event) for run in long_runs]
     proxy_phases = [proxied, *([batch] if batch else []), *(run.phase for run in long_runs)]
     peak = max(phase.peak_rss for phase in proxy_phases)
+    restarts = max(0, len(env.proxy_tree.seen_children) - args.workers)
     out.append(f"proxy rss: start {rss_start / 2**20:.0f}MB, peak {peak / 2**20:.0f}MB (master + {args.workers} "
-               f"workers, summed); worker processes replaced during the run: {max(restarts, 0)}")
+               f"workers, summed); worker processes replaced during the run: {restarts}")
     out.append(proxy_log_summary(env.proxy))
-    total_ok = (ok_count(proxied) == len(proxied.results) and (batch is None or ok_count(batch) == len(batch.results))
-                and all(ok_count(r.phase) == len(r.phase.results) for r in long_runs))
-    out.append(f"=== verdict: {'ALL PROXY REPLIES EXACT' if total_ok else 'SOME PROXY REPLIES FAILED'}")
+    verdict = "ALL PROXY REPLIES EXACT" if all_exact(proxy_phases) else "SOME PROXY REPLIES FAILED"
+    out.append(f"=== verdict: {verdict}")
     return "\n".join(out)
 
 
@@ -677,6 +798,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--long-events", type=int, default=1000)
     parser.add_argument("--long-spacing", type=float, default=0.01)
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds a phase may take")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy proxy.out and emulator.out here at exit")
+    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                        help="first wait up to S seconds for the machine to be >= 85%% idle")
     return parser.parse_args(argv)
 
 
@@ -690,9 +814,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     nofile = raise_open_file_limit()
     if nofile < 2 * args.streams + 100:
         print(f"warning: open-file limit {nofile} is low for {args.streams} streams", file=sys.stderr)
+    busy_before = wait_until_quiet(args.wait_quiet) if args.wait_quiet > 0 else None
     with contextlib.ExitStack() as stack:
-        emulator, proxy = start_services(stack, args)
-        env = Bench(args, emulator, proxy, ProcTree(proxy.process.pid),
+        redis_server, emulator, proxy = start_services(stack, args)
+        env = Bench(args, emulator, proxy, ProcTree(proxy.process.pid), ProcTree(redis_server.process.pid),
                     mint_access_token("bench-direct", 86400))
         env.proxy_tree.children()
         rss_start = env.proxy_tree.rss()
@@ -701,8 +826,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         proxied = proxy_phase(env)
         batch = nonstream_phase(env) if args.nonstream > 0 else None
         long_runs = [long_phase(env, encoding) for encoding in ("cumulative", "v1")] if args.long else []
-        print(report(env, rss_start, warm, direct, proxied, batch, long_runs), flush=True)
-        return 0 if ok_count(proxied) == len(proxied.results) else 1
+        text = report(env, rss_start, warm, direct, proxied, batch, long_runs)
+        if busy_before is not None:
+            text = text.replace("\n", f"\nmachine busy before start: {100 * busy_before:.0f}% "
+                                        f"(waited up to {args.wait_quiet:.0f}s for <= 15%)\n", 1)
+        print(text, flush=True)
+        proxy_phases = [proxied, *([batch] if batch else []), *(run.phase for run in long_runs)]
+        return 0 if all_exact(proxy_phases) else 1
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from backend_to_api.sse.events import (
     CodeDelta,
     ConversationId,
     Finish,
+    ImagePointer,
     MessageFinished,
     StreamEnd,
     TextDelta,
@@ -294,12 +295,23 @@ def test_multimodal_text_joins_string_parts_and_skips_images():
         assert joined(run(encode([spec])), TextDelta) == "看这张图片"
 
 
-def test_dalle_tool_output_without_text_yields_no_delta_but_finishes():
+def test_dalle_tool_output_yields_one_image_pointer_and_no_text():
     image = {"content_type": "image_asset_pointer", "asset_pointer": "file-service://file-9"}
     msg = message(Spec("t-1", [], role="tool", name="dalle.text2im", content_type="multimodal_text"), "")
     msg["content"]["parts"] = [image]
-    events = feed_all(data(envelope({**msg, "status": "finished_successfully"})))
-    assert [type(e) for e in events] == [ConversationId, MessageFinished]
+    frame = data(envelope({**msg, "status": "finished_successfully"}))
+    events = feed_all(frame, frame)  # the same tool message twice: still one pointer
+    assert [type(e) for e in events] == [ConversationId, ImagePointer, MessageFinished]
+    assert events[1] == ImagePointer("file-9", "t-1")
+
+
+def test_python_image_output_yields_an_image_pointer():
+    msg = message(Spec("t-2", [], role="tool", name="python", content_type="execution_output"), "")
+    msg["content"] = {"content_type": "execution_output", "text": "<<ImageDisplayed>>"}
+    msg["metadata"]["aggregate_result"] = {"messages": [
+        {"message_type": "stream", "text": "x"}, {"message_type": "image", "image_url": "file-service://file-p"}]}
+    events = feed_all(data(envelope(msg)))
+    assert ImagePointer("file-p", "t-2") in events
 
 
 # ---------------------------------------------------------------- single events, rewrites, finish

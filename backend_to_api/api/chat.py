@@ -7,6 +7,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from ..auth.tokens import parse_bearer
 from ..errors import bad_request
+from ..media import MediaConfig, MediaResolver
 from ..render.chunks import ChunkFactory
 from ..render.stream import ClientGone, ReplyContext, complete_reply, stream_reply
 from ..render.text import ReplyRenderer
@@ -52,7 +53,7 @@ def _context(opened, chat_request) -> ReplyContext:
     encoding = opened.model.family.tokenizer
     return ReplyContext(
         factory=ChunkFactory(chat_request.model),
-        renderer=ReplyRenderer(settings.bot_mode),
+        renderer=ReplyRenderer(settings.bot_mode, _media(opened)),
         prompt_tokens=count_prompt(chat_request.messages, encoding),
         encoding=encoding,
         keep_alive_interval=settings.keep_alive_interval,
@@ -60,6 +61,18 @@ def _context(opened, chat_request) -> ReplyContext:
         include_usage=chat_request.include_usage,
         sleep_between_chunks=settings.refresh.stream_sleep_time,
     )
+
+
+def _media(opened) -> MediaResolver:
+    """Tool output of this reply is fetched with the token the upstream accepted for it."""
+    settings = services().settings
+    config = MediaConfig(
+        images_dir=settings.images_dir, files_dir=settings.files_dir,
+        # Without backend_container_url, links point back at the address the client used.
+        public_url=settings.backend_container_url or request.host_url,
+        use_upstream_urls=settings.use_oaiusercontent_url,
+    )
+    return MediaResolver(services().upstream, config, opened.access_token, opened.credentials.account_id)
 
 
 def _guarded_stream(opened, context: ReplyContext, timing, finish: Callable[[], None]) -> Iterator[bytes]:

@@ -1,4 +1,4 @@
-"""GET /v1/models: every configured name and alias, in OpenAI's list shape."""
+"""GET /v1/models: every configured name and alias (GPTs from gpts.json included), in OpenAI's list shape."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
@@ -20,11 +20,16 @@ def _model(name: str) -> dict:
     return {"id": name, "object": "model", "created": CREATED, "owned_by": "backend-to-api"}
 
 
+def _names() -> list:
+    svc = services()
+    return svc.models.names() + svc.gpts.names()
+
+
 def list_models():
-    return jsonify({"object": "list", "data": [_model(name) for name in services().models.names()]})
+    return jsonify({"object": "list", "data": [_model(name) for name in _names()]})
 
 
 def get_model(model: str):
-    if model not in services().models.names():
+    if model not in _names():
         raise model_not_found(model)
     return jsonify(_model(model))

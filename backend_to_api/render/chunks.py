@@ -46,6 +46,12 @@ class ChunkFactory:
         for start in range(0, len(text), MAX_DELTA_CHARS):
             yield sse(self.chunk({"content": text[start:start + MAX_DELTA_CHARS]}))
 
+    def reasoning(self, text: str) -> Iterator[bytes]:
+        """Thinking of a reasoning model as ``delta.reasoning_content`` (DeepSeek's field, which NextChat
+        and other clients show apart from the answer; OpenAI's own o1 API shows no thinking)."""
+        for start in range(0, len(text), MAX_DELTA_CHARS):
+            yield sse(self.chunk({"reasoning_content": text[start:start + MAX_DELTA_CHARS]}))
+
     def finish(self, reason: str) -> bytes:
         return sse(self.chunk({}, reason))
 
@@ -57,6 +63,12 @@ class ChunkFactory:
 
     def error(self, error_body: dict) -> bytes:
         return sse(error_body)
+
+    def with_reasoning(self, completion: dict, reasoning: str) -> dict:
+        """``message.reasoning_content`` of a non-streamed completion, when there was thinking."""
+        if reasoning:
+            completion["choices"][0]["message"]["reasoning_content"] = reasoning
+        return completion
 
     def completion(self, text: str, finish_reason: str, usage: dict) -> dict:
         return {

@@ -10,7 +10,7 @@ from itertools import chain
 from typing import Callable, Iterator, Optional
 
 from ..errors import ApiError, UpstreamError, empty_reply
-from ..sse.events import StreamEnd
+from ..sse.events import ReasoningDelta, StreamEnd
 from ..upstream.reply import WAITING
 from .chunks import DONE, KEEP_ALIVE, ChunkFactory
 from .text import ReplyRenderer
@@ -79,6 +79,10 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
                 if event:
                     yield event
                 continue
+            if isinstance(event, ReasoningDelta):
+                yield from _reasoning_chunks(context, event)
+                last_write[0] = time.monotonic()
+                continue
             text = renderer.render(event)
             if text:
                 yield from factory.content(text)
@@ -90,6 +94,13 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
     except ApiError as exc:
         error = exc
     yield from _stream_tail(context, error)
+
+
+def _reasoning_chunks(context: ReplyContext, event: ReasoningDelta) -> Iterator[bytes]:
+    """Thinking goes out in its own chunks, never mixed into ``content``."""
+    yield from context.factory.reasoning(context.renderer.reasoning(event))
+    if context.sleep_between_chunks:
+        time.sleep(context.sleep_between_chunks)
 
 
 def _stream_tail(context: ReplyContext, error: Optional[ApiError]) -> Iterator[bytes]:
@@ -115,7 +126,9 @@ def complete_reply(opened, context: ReplyContext) -> dict:
     """Read the whole reply and build one chat.completion; failures raise ApiError."""
     renderer = context.renderer
     for event in _events(opened, context, lambda: None):
-        if event is not None:
+        if isinstance(event, ReasoningDelta):
+            renderer.reasoning(event)
+        elif event is not None:
             renderer.render(event)
         if renderer.state.failure is not None:
             break
@@ -126,4 +139,5 @@ def complete_reply(opened, context: ReplyContext) -> dict:
     text = renderer.state.text
     if not text:
         raise empty_reply()
-    return context.factory.completion(text, renderer.state.finish_reason, usage(context.prompt_tokens, text, context.encoding))
+    completion = context.factory.completion(text, renderer.state.finish_reason, usage(context.prompt_tokens, text, context.encoding))
+    return context.factory.with_reasoning(completion, renderer.state.reasoning_text)

@@ -3,19 +3,29 @@
 What the web page shows is kept: code sent to the interpreter as a fenced block, its output under
 `Result:` in a second fence (the original's strings), then the assistant's text. In bot mode without
 ``enabled_plugin_output`` the tool traffic is left out, as in the original.
+
+Tool output that points upstream (images, sandbox files) is resolved through a ``MediaResolver``
+handed in by the caller, so this module itself stays free of HTTP; citations and sandbox links in
+assistant text go through ``AssistantText``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from ..media import MediaResolver
 from ..settings import BotMode
 from ..sse.events import (
-    CodeDelta, ConversationId, Event, Finish, StreamEnd, TextDelta, ToolOutputDelta, UpstreamFailure,
+    CodeDelta, ConversationId, Event, Finish, ImagePointer, MessageFinished, StreamEnd, TextDelta,
+    ToolOutputDelta, UpstreamFailure,
 )
+from ..sse.events import ReasoningDelta
+from .assistant_text import AssistantText
+from .images import image_style, image_text
 
 FENCE = "\n```\n"
 RESULT_HEADER = "`Result:` \n```\n"
+IMAGE_PLACEHOLDER = "<<ImageDisplayed>>"
 
 
 @dataclass
@@ -28,17 +38,25 @@ class ReplyState:
     saw_end: bool = False
     finish_seen: bool = False
     produced: List[str] = field(default_factory=list)
+    reasoning: List[str] = field(default_factory=list)  # a reasoning model's visible thinking
 
     @property
     def text(self) -> str:
         return "".join(self.produced)
 
+    @property
+    def reasoning_text(self) -> str:
+        return "".join(self.reasoning)
+
 
 class ReplyRenderer:
-    def __init__(self, bot_mode: BotMode) -> None:
+    def __init__(self, bot_mode: BotMode, media: Optional[MediaResolver] = None) -> None:
         self.show_tools = not bot_mode.enabled or bot_mode.plugin_output
         self.state = ReplyState()
         self._block: Optional[str] = None  # None, "code" or "result": the fence currently open
+        self._media = media
+        self._image_style = image_style(bot_mode)
+        self._assistant = AssistantText(not bot_mode.enabled or bot_mode.bing_reference_output, self._sandbox_url)
 
     def render(self, event: Event) -> str:
         """The text this event adds to the reply ("" for none)."""
@@ -49,7 +67,11 @@ class ReplyRenderer:
 
     def _render(self, event: Event) -> str:
         if isinstance(event, TextDelta):
-            return self._close_block() + event.text if event.text else ""
+            return self._close_block() + self._assistant.feed(event.text, event.message_id, event.message)
+        if isinstance(event, MessageFinished):
+            return self._assistant.finish_message(event.message_id, event.message)
+        if isinstance(event, ImagePointer):
+            return self._image(event)
         if isinstance(event, CodeDelta):
             return self._code(event.text)
         if isinstance(event, ToolOutputDelta):
@@ -79,13 +101,32 @@ class ReplyRenderer:
         return opening + text
 
     def _tool_output(self, event: ToolOutputDelta) -> str:
-        if not self.show_tools or event.tool != "python" or not event.text:
+        # The placeholder stands for a plot that follows as an ImagePointer: the image says it better.
+        text = event.text.replace(IMAGE_PLACEHOLDER, "")
+        if not self.show_tools or event.tool != "python" or not text:
             return ""
         if self._block == "result":
-            return event.text
+            return text
         opening = self._close_block() + RESULT_HEADER
         self._block = "result"
-        return opening + event.text
+        return opening + text
+
+    def _image(self, event: ImagePointer) -> str:
+        if self._image_style is None:
+            return ""
+        url = self._media.image_url(event.file_id) if self._media is not None else None
+        return self._close_block() + image_text(url, self._image_style, bool(self.state.produced))
+
+    def _sandbox_url(self, message_id: str, path: str) -> Optional[str]:
+        if self._media is None:
+            return None
+        return self._media.sandbox_url(self.state.conversation_id, message_id, path)
+
+    def reasoning(self, event: ReasoningDelta) -> str:
+        """A reasoning model's thinking: kept apart from the reply text (OpenAI-style ``reasoning_content``)."""
+        if event.text:
+            self.state.reasoning.append(event.text)
+        return event.text
 
     def _close_block(self) -> str:
         if self._block is None:
@@ -94,8 +135,8 @@ class ReplyRenderer:
         return FENCE
 
     def finish(self) -> str:
-        """Close an open fence at the end of the reply."""
-        text = self._close_block()
+        """Release held-back text and close an open fence at the end of the reply."""
+        text = self._assistant.flush() + self._close_block()
         if text:
             self.state.produced.append(text)
         return text

@@ -22,6 +22,9 @@ ENCODINGS_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data",
 # reply is primed with 3 more (openai-cookbook, "How to count tokens with tiktoken").
 TOKENS_PER_MESSAGE = 3
 REPLY_PRIMING = 3
+# An image or file part: its text is not ours to count (the upstream reads it), so a flat estimate,
+# OpenAI's price of one low-detail image. Without it a picture-only prompt would count as free.
+TOKENS_PER_FILE = 85
 
 _load_lock = threading.Lock()
 
@@ -43,6 +46,7 @@ def count_prompt(messages: Iterable[ChatMessage], encoding_name: str) -> int:
     total = REPLY_PRIMING
     for message in messages:
         total += TOKENS_PER_MESSAGE + count_text(message.role, encoding_name) + count_text(message.text, encoding_name)
+        total += TOKENS_PER_FILE * len(message.images)
     return total
 
 

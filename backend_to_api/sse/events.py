@@ -29,6 +29,27 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """New visible thinking of a reasoning model (o1 ``thoughts``), for ``reasoning_content``."""
+
+    text: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class ActionConfirmation:
+    """A GPT action waits for the user's go-ahead (``jit_plugin_data.from_server.type: confirm_action``);
+    the fields are what the answer must quote back (spec/backend-api.md, "GPT actions")."""
+
+    message_id: str
+    role: str
+    name: Optional[str]
+    target_message_id: str
+    operation_hash: str
+    conversation_id: Optional[str]
+
+
+@dataclass(frozen=True)
 class CodeDelta:
     """New text of an assistant message addressed to a tool (``content_type: code``)."""
 
@@ -47,6 +68,17 @@ class ToolOutputDelta:
     tool: str
     content_type: str
     message: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ImagePointer:
+    """An image a tool produced (DALL-E part, python output), as an upstream ``file-service://`` id.
+
+    Reported once per file id per message; the renderer turns it into a link the user can open.
+    """
+
+    file_id: str
+    message_id: str
 
 
 @dataclass(frozen=True)
@@ -81,8 +113,11 @@ class StreamEnd:
 Event = Union[
     ConversationId,
     TextDelta,
+    ReasoningDelta,
+    ActionConfirmation,
     CodeDelta,
     ToolOutputDelta,
+    ImagePointer,
     MessageFinished,
     Finish,
     UpstreamFailure,

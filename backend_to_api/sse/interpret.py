@@ -18,11 +18,14 @@ from typing import Any, Mapping, Optional
 
 from backend_to_api.sse.decoder import ServerSentEvent
 from backend_to_api.sse.events import (
+    ActionConfirmation,
     CodeDelta,
     ConversationId,
     Event,
     Finish,
+    ImagePointer,
     MessageFinished,
+    ReasoningDelta,
     StreamEnd,
     TextDelta,
     ToolOutputDelta,
@@ -36,6 +39,7 @@ _FINISH_REASONS = {"stop": "stop", "interrupted": "stop", "max_tokens": "length"
 _TEXT_TYPES = ("text", "multimodal_text")
 _OP_KEYS = ("o", "p", "v")
 _MAX_FAILURE_CHARS = 500
+_FILE_SERVICE = "file-service://"
 
 
 class ReplyInterpreter:
@@ -49,6 +53,9 @@ class ReplyInterpreter:
         self._finished: set[str] = set()
         self._finish_sent: set[str] = set()
         self._failures_sent: set[tuple[str, Optional[str]]] = set()
+        self._conversation: Optional[str] = None
+        self._confirmations_sent: set[str] = set()  # message ids whose action confirmation was reported
+        self._images_sent: set[tuple[str, str]] = set()  # (message id, file id)
 
     def feed(self, sse: ServerSentEvent) -> list[Event]:
         """Interpret one upstream event; returns the typed events it means (often none)."""
@@ -111,6 +118,7 @@ class ReplyInterpreter:
         if self._conversation_id_sent or not isinstance(value, str) or not value:
             return []
         self._conversation_id_sent = True
+        self._conversation = value
         return [ConversationId(value)]
 
     def _message(self, message: Mapping[str, Any]) -> list[Event]:
@@ -120,17 +128,21 @@ class ReplyInterpreter:
             return []
         message_id = _str(message.get("id"))
         events = self._delta(message, message_id, role, _str(author.get("name")))
+        if role == "tool":
+            events += self._images(message, message_id)
         if _str(message.get("status")).startswith("finished") and message_id not in self._finished:
             self._finished.add(message_id)
             events.append(MessageFinished(message_id, role, message))
         if role == "assistant":
             events += self._finish(message, message_id)
-        return events
+        return events + self._confirmation(message, message_id, role, author)
 
     def _delta(self, message: Mapping[str, Any], message_id: str, role: str, name: str) -> list[Event]:
         content = _mapping(message.get("content"))
         content_type = _str(content.get("content_type"))
         recipient = message.get("recipient")
+        if role == "assistant" and content_type == "thoughts":
+            return self._reasoning(message_id, content)
         if role == "assistant" and content_type not in _TEXT_TYPES and content_type != "code":
             return []  # other assistant content (thoughts, recaps, ...): not text for anyone
         text = self._advance(message_id, _content_text(content))
@@ -142,6 +154,38 @@ class ReplyInterpreter:
             return [TextDelta(text, message_id, message)]
         # Code, or text addressed to a tool (recipient bio, a GPT action, ...): not for the user.
         return [CodeDelta(text, message_id, _str(recipient), message)]
+
+    def _images(self, message: Mapping[str, Any], message_id: str) -> list[Event]:
+        """Each image pointer of a tool message, once (a tool message is re-sent as it grows)."""
+        events: list[Event] = []
+        for file_id in _image_file_ids(message):
+            if (message_id, file_id) not in self._images_sent:
+                self._images_sent.add((message_id, file_id))
+                events.append(ImagePointer(file_id, message_id))
+        return events
+
+    def _confirmation(self, message: Mapping[str, Any], message_id: str, role: str,
+                      author: Mapping[str, Any]) -> list[Event]:
+        """A GPT action asking for the user's go-ahead, once its message is complete."""
+        if message_id in self._confirmations_sent or message.get("status") != "finished_successfully":
+            return []
+        server = _mapping(_mapping(_mapping(message.get("metadata")).get("jit_plugin_data")).get("from_server"))
+        if server.get("type") != "confirm_action":
+            return []
+        actions = _mapping(server.get("body")).get("actions")
+        for action in actions if isinstance(actions, list) else ():
+            allow = _mapping(_mapping(action).get("always_allow"))
+            if _mapping(action).get("type") == "always_allow" and allow.get("operation_hash"):
+                self._confirmations_sent.add(message_id)
+                name = author.get("name") if isinstance(author.get("name"), str) else None
+                return [ActionConfirmation(message_id, role, name, _str(allow.get("target_message_id")),
+                                           _str(allow.get("operation_hash")), self._conversation)]
+        return []
+
+    def _reasoning(self, message_id: str, content: Mapping[str, Any]) -> list[Event]:
+        """o1's visible thinking: its own message id, so its own baseline, like any text."""
+        text = self._advance(message_id, _thoughts_text(content))
+        return [ReasoningDelta(text, message_id)] if text else []
 
     def _advance(self, message_id: str, text: str) -> str:
         """The part of ``text`` the client has not seen yet; never garbage, never a duplicate."""
@@ -198,6 +242,34 @@ def _content_text(content: Mapping[str, Any]) -> str:
     if len(parts) == 1 and isinstance(parts[0], str):
         return parts[0]  # the usual case: keep the object, so an untouched v1 text is `is`-equal
     return "".join(part for part in parts if isinstance(part, str))
+
+
+def _image_file_ids(message: Mapping[str, Any]) -> list[str]:
+    """DALL-E's ``image_asset_pointer`` parts, then python's ``aggregate_result`` image messages."""
+    pointers: list[Any] = []
+    parts = _mapping(message.get("content")).get("parts")
+    for part in parts if isinstance(parts, list) else ():
+        if isinstance(part, dict) and part.get("content_type") == "image_asset_pointer":
+            pointers.append(part.get("asset_pointer"))
+    result = _mapping(_mapping(message.get("metadata")).get("aggregate_result"))
+    outputs = result.get("messages")
+    for output in outputs if isinstance(outputs, list) else ():
+        if isinstance(output, dict) and output.get("message_type") == "image":
+            pointers.append(output.get("image_url"))
+    return [p[len(_FILE_SERVICE):] for p in pointers
+            if isinstance(p, str) and p.startswith(_FILE_SERVICE) and len(p) > len(_FILE_SERVICE)]
+
+
+def _thoughts_text(content: Mapping[str, Any]) -> str:
+    """``thoughts: [{"summary", "content"}, ...]`` as text. The list and the last thought grow;
+    a separator only follows a part once text after it exists, so the text only ever extends."""
+    thoughts = content.get("thoughts")
+    texts: list[str] = []
+    for thought in thoughts if isinstance(thoughts, list) else ():
+        thought = _mapping(thought)
+        pieces = [_str(thought.get("summary")), _str(thought.get("content"))]
+        texts.append("\n".join(piece for piece in pieces if piece))
+    return "\n\n".join(text for text in texts if text)
 
 
 def _failure_in(payload: Mapping[str, Any]) -> Optional[UpstreamFailure]:

@@ -6,42 +6,70 @@ Every OpenAI message becomes one upstream message with its role, in order, in a 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import bad_request
 from ..models import ModelSpec
-from .chat_request import ChatMessage, ChatRequest
+from .chat_request import ChatMessage, ChatRequest, ImagePart
+from .uploads import AccountFiles
 
 TIMEZONE_OFFSET_MIN = -480  # what the original sent (UTC+8); the upstream only uses it for dates
 
 
 def build_conversation_payload(
-    request: ChatRequest, model: ModelSpec, hide_history: bool
+    request: ChatRequest, model: ModelSpec, hide_history: bool, files: Optional[AccountFiles] = None
 ) -> Dict[str, Any]:
+    """``files`` uploads the messages' images and files (None: a request with any is a 400)."""
     messages = _fold_system(request.messages) if model.family.reasoning else request.messages
     return {
         "action": "next",
-        "messages": [_upstream_message(message) for message in messages],
+        "messages": [_upstream_message(message, files) for message in messages],
         "parent_message_id": str(uuid.uuid4()),
         "model": model.slug,
         "timezone_offset_min": TIMEZONE_OFFSET_MIN,
         "history_and_training_disabled": hide_history,
-        "conversation_mode": {"kind": "primary_assistant"},
+        "conversation_mode": _conversation_mode(model),
         "force_paragen": False,
         "force_rate_limit": False,
     }
 
 
-def _upstream_message(message: ChatMessage) -> Dict[str, Any]:
-    if message.images:
-        # Image and file inputs need the upload flow (issue 3); refuse clearly rather than drop them.
-        raise bad_request("Image and file inputs are not supported by this server yet.", param="messages")
-    return {
-        "id": str(uuid.uuid4()),
-        "author": {"role": message.role},
-        "content": {"content_type": "text", "parts": [message.text]},
-        "metadata": {},
-    }
+def _conversation_mode(model: ModelSpec) -> Dict[str, Any]:
+    if model.gizmo_id is None:
+        return {"kind": "primary_assistant"}
+    # A GPT: the upstream wants the GPT's whole info alongside its id (as the web page sends it).
+    return {"kind": "gizmo_interaction", "gizmo_id": model.gizmo_id, "gizmo": model.gizmo}
+
+
+def _upstream_message(message: ChatMessage, files: Optional[AccountFiles]) -> Dict[str, Any]:
+    if not message.images:
+        return _message(message.role, {"content_type": "text", "parts": [message.text]}, {})
+    if files is None:
+        raise bad_request("Image and file inputs need an upload-capable request.", param="messages")
+    return _message_with_files(message, files)
+
+
+def _message_with_files(message: ChatMessage, files: AccountFiles) -> Dict[str, Any]:
+    """Images stay where they were among the text parts; documents ride along as attachments only."""
+    parts: List[Any] = []
+    attachments: List[Dict[str, Any]] = []
+    for part in message.parts:
+        if not isinstance(part, ImagePart):
+            parts.append(part)
+            continue
+        uploaded = files.resolve(part)
+        attachments.append(uploaded.attachment())
+        if uploaded.kind.is_image:
+            parts.append(uploaded.asset_part())
+    if not any(isinstance(part, dict) for part in parts):
+        content = {"content_type": "text", "parts": ["\n".join(parts)]}
+    else:
+        content = {"content_type": "multimodal_text", "parts": parts}
+    return _message(message.role, content, {"attachments": attachments})
+
+
+def _message(role: str, content: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+    return {"id": str(uuid.uuid4()), "author": {"role": role}, "content": content, "metadata": metadata}
 
 
 def _fold_system(messages: Sequence[ChatMessage]) -> List[ChatMessage]:

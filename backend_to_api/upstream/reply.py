@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 from typing import Callable, Iterator, List, Optional, Union
 
@@ -16,14 +17,17 @@ import requests
 
 from ..errors import ApiError, UpstreamError
 from ..sse.decoder import SSEDecoder, SSEFormatError
-from ..sse.events import Event, StreamEnd, UpstreamFailure
+from ..sse.events import ActionConfirmation, Event, StreamEnd, UpstreamFailure
 from ..sse.interpret import ReplyInterpreter
 from .client import wrap_transport_errors
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+MAX_FOLLOW_UPS = 3  # a GPT that keeps asking to confirm must not loop forever
 _END = object()
+
+FollowUp = Callable[[ActionConfirmation], requests.Response]
 
 
 class Waiting:
@@ -35,10 +39,16 @@ WAITING = Waiting()
 
 class ReplyStream:
     """``open_response`` makes the upstream call; it runs on the pump too, so the request side can
-    answer headers by its deadline even when the upstream is slow to answer at all."""
+    answer headers by its deadline even when the upstream is slow to answer at all.
 
-    def __init__(self, open_response: Callable[[], requests.Response]) -> None:
+    ``follow_up`` (GPT replies only) answers an action's confirmation request: the body is read up to
+    that request and the follow-up's body continues the same reply, as the web page does on "Always allow".
+    """
+
+    def __init__(self, open_response: Callable[[], requests.Response], follow_up: Optional[FollowUp] = None) -> None:
         self._open_response = open_response
+        self._follow_up = follow_up
+        self._follow_ups_left = MAX_FOLLOW_UPS if follow_up is not None else 0
         self._response: Optional[requests.Response] = None
         self._queue: "queue.Queue[object]" = queue.Queue()
         self._closed = threading.Event()
@@ -76,17 +86,19 @@ class ReplyStream:
         if not self._closed.is_set():
             self._closed.set()
             if self._response is not None:
-                self._response.close()
+                _close_from_outside(self._response)
 
     def _run(self) -> None:
-        decoder, interpreter = SSEDecoder(), ReplyInterpreter()
+        interpreter = ReplyInterpreter()
         try:
             self._response = self._open_response()
-            if self._closed.is_set():
-                return  # closed while the call was being made
-            for chunk in _body_chunks(self._response):
-                self._deliver(interpreter, decoder.feed(chunk))
-            self._deliver(interpreter, decoder.finish())
+            while not self._closed.is_set():  # closed while a call was being made: stop
+                confirmation = self._read(self._response, interpreter)
+                if confirmation is None or self._follow_up is None:
+                    return
+                self._follow_ups_left -= 1
+                self._response.close()
+                self._response = self._follow_up(confirmation)
         except ApiError as exc:  # upstream failures, and a refresh refused after an upstream 401
             if not self._closed.is_set():
                 self._queue.put(exc)
@@ -101,12 +113,46 @@ class ReplyStream:
             if self._response is not None:
                 self._response.close()
 
-    def _deliver(self, interpreter: ReplyInterpreter, sse_events: list) -> None:
+    def _read(self, response: requests.Response, interpreter: ReplyInterpreter) -> Optional[ActionConfirmation]:
+        """Pump one body; returns early with an action confirmation that a follow-up will answer."""
+        decoder = SSEDecoder()
+        for chunk in _body_chunks(response):
+            confirmation = self._deliver(interpreter, decoder.feed(chunk))
+            if confirmation is not None:
+                return confirmation
+        return self._deliver(interpreter, decoder.finish())
+
+    def _deliver(self, interpreter: ReplyInterpreter, sse_events: list) -> Optional[ActionConfirmation]:
         events: List[Event] = []
+        confirmation: Optional[ActionConfirmation] = None
         for sse in sse_events:
             events.extend(interpreter.feed(sse))
+            confirmation = self._answerable(events)
+            if confirmation is not None:
+                break  # the rest of this body ([DONE]) is replaced by the follow-up's
         if events:
             self._queue.put(events)
+        return confirmation
+
+    def _answerable(self, events: List[Event]) -> Optional[ActionConfirmation]:
+        if self._follow_ups_left <= 0:
+            return None
+        return next((event for event in events if isinstance(event, ActionConfirmation)), None)
+
+
+def _close_from_outside(response: requests.Response) -> None:
+    """Close a response the pump may be blocked reading. Under gevent the pump runs on the same OS
+    thread, so closing the buffered reader it waits in raises "reentrant call"; shutting the socket
+    down instead wakes that read (EOF), and the pump then closes the response itself."""
+    try:
+        response.close()
+    except RuntimeError:
+        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def _body_chunks(response: requests.Response) -> Iterator[bytes]:

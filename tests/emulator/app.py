@@ -12,6 +12,8 @@ from werkzeug.exceptions import HTTPException
 
 from .backend import authorize, backend_bp
 from .control import control_bp
+from .downloads import downloads_bp
+from .files import files_bp
 from .refresh import refresh_bp
 from .state import EmulatorState
 
@@ -24,7 +26,7 @@ def create_emulator_app(config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False  # raw UTF-8 on the wire, as upstream sends it
     app.json.sort_keys = False
     app.extensions["emulator"] = EmulatorState(config)
-    for blueprint in (refresh_bp, backend_bp, control_bp):
+    for blueprint in (refresh_bp, backend_bp, files_bp, downloads_bp, control_bp):
         app.register_blueprint(blueprint)
     app.before_request(_record_and_authorize)
     app.register_error_handler(HTTPException, _http_exception_as_json)

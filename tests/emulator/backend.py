@@ -6,6 +6,7 @@ import uuid
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from .actions import action_problem, action_result, user_action
 from .directive import Directive, DirectiveError, directive_for
 from .encodings import encoder_for
 from .scenarios import HTTP_ERROR, ReplyContext, http_error, stream_scenario
@@ -46,6 +47,8 @@ def authorize(state: EmulatorState) -> tuple[Response, int] | None:
 @backend_bp.post("/conversation")
 def conversation():
     payload = request.get_json(silent=True, force=True)
+    if user_action(payload) is not None:
+        return _action_answer(payload)
     problem = payload_problem(payload)
     if problem:
         return jsonify(detail=problem), 422
@@ -61,6 +64,21 @@ def conversation():
                        conversation_id=payload.get("conversation_id") or str(uuid.uuid4()),
                        user_message=user_message,
                        model_slug=directive.model_slug or payload["model"])
+    return _reply(ctx, scenario)
+
+
+def _action_answer(payload: dict) -> Response | tuple[Response, int]:
+    """A GPT action's confirmation answered (actions.py): it has no user message to read."""
+    problem = action_problem(payload)
+    if problem:
+        return jsonify(detail=problem), 422
+    ctx = ReplyContext(directive=Directive(emu="action_result"), conversation_id=payload["conversation_id"],
+                       user_message=payload["messages"][0], model_slug=payload["model"])
+    return _reply(ctx, action_result)
+
+
+def _reply(ctx: ReplyContext, scenario) -> Response:
+    directive = ctx.directive
     record = _state().new_stream(conversation_id=ctx.conversation_id, scenario=directive.emu,
                                  encoding=directive.encoding, subject=g.token_subject,
                                  account_id=g.account_id)
@@ -142,6 +160,8 @@ def _model(slug: str) -> dict:
 
 @backend_bp.get("/gizmos/<gizmo_id>")
 def gizmo(gizmo_id: str):
+    if gizmo_id.startswith("g-missing"):  # a GPT that does not exist or the token cannot see
+        return jsonify(detail="Gizmo not found"), 404
     display = {"name": "Emu GPT", "description": "A GPT served by the emulator",
                "profile_picture_url": None}
     return jsonify(gizmo={"id": gizmo_id, "display": display, "tags": []}, tools=[])

@@ -36,6 +36,10 @@ class Directive:
     code: str = "print(1 + 1)"
     output: str = "2\n"
     after: str = "The result is 2."
+    # dalle, python_image: the image's upstream file id (`file-missing...` fails to download)
+    file_id: str = "file-emu-image"
+    # sandbox: the file the code interpreter wrote (a path containing `missing` fails to download)
+    sandbox_path: str = "/mnt/data/report.csv"
     # rewrite: streamed first, then replaced by `text`
     draft: str = "Let me think about it"
     # error_midstream

@@ -87,6 +87,16 @@ def python_output_message(conversation_id: str, parent_id: str, model_slug: str,
     return LiveMessage(conversation_id, message)
 
 
+def tool_message(conversation_id: str, parent_id: str, model_slug: str, name: str,
+                 content: dict) -> LiveMessage:
+    """A tool's result (browser quotes, DALL-E images), complete in one event."""
+    metadata = {"is_complete": True, "message_type": "next", "model_slug": model_slug,
+                "default_model_slug": model_slug, "parent_id": parent_id}
+    author = {"role": "tool", "name": name, "metadata": {}}
+    return LiveMessage(conversation_id, _message(author, content, "all", metadata,
+                                                 status="finished_successfully"))
+
+
 def user_echo(conversation_id: str, user_message: dict) -> MessageUpdate:
     """The request's user message as upstream repeats it at the start of a reply."""
     author = {"role": "user", "name": None, "metadata": {}}

@@ -174,6 +174,17 @@ def rewrite(ctx: ReplyContext) -> Steps:
     yield from closing()
 
 
+def inputs(ctx: ReplyContext) -> Steps:
+    """Answers with what the user message carried: content type, non-text parts, attachments."""
+    content = ctx.user_message["content"]
+    seen = {"content_type": content["content_type"],
+            "parts": [p if isinstance(p, dict) else "<text>" for p in content["parts"]],
+            "attachments": (ctx.user_message.get("metadata") or {}).get("attachments", [])}
+    yield from preamble(ctx)
+    yield from answer(ctx, to_json(seen))
+    yield from closing()
+
+
 def hang(ctx: ReplyContext) -> Steps:
     """A stall of `hang` seconds with only pings after `after_chunks` events; then it finishes."""
     message = yield from interrupted(ctx)
@@ -183,10 +194,65 @@ def hang(ctx: ReplyContext) -> Steps:
     yield from closing()
 
 
+# A GPT action that needs the user's go-ahead: the proxy must answer "always allow" with this hash.
+ACTION_RECIPIENT = "api_emu_example_com__jit_plugin.getWeather"
+ACTION_OPERATION_HASH = "emu-operation-hash-1"
+ACTION_ARGS = '{"city": "Paris"}'
+
+
+def gpt_action(ctx: ReplyContext) -> Steps:
+    """A GPT calls an action, which stops the turn to ask for confirmation; then `[DONE]`.
+    The answer (a new turn with `jit_plugin_data.from_client`) plays `actions.action_result`."""
+    yield from preamble(ctx)
+    call = ctx.new_assistant(messages.code_content(), recipient=ACTION_RECIPIENT)
+    yield call.update()
+    yield from grow(ctx, call, ctx.prefixes(ACTION_ARGS))
+    call.message["metadata"]["jit_plugin_data"] = {"from_server": {"type": "confirm_action", "body": {
+        "domain": "emu.example.com", "is_consequential": True, "method": "get", "path": "/weather",
+        "operation": "getWeather", "params": {"city": "Paris"},
+        "actions": [{"type": "allow", "allow": {"target_message_id": call.id}},
+                    {"type": "always_allow", "always_allow": {"target_message_id": call.id,
+                                                              "operation_hash": ACTION_OPERATION_HASH}},
+                    {"type": "deny", "deny": {"target_message_id": call.id}}]}}}
+    yield call.finish(end_turn=True)
+    yield from closing()
+
+
+# o1's visible thinking: each thought's summary comes first, then its content grows.
+THOUGHTS = ({"summary": "Reading the question", "content": "The user greets me; a greeting back fits."},
+            {"summary": "Choosing words", "content": "Short and friendly, 你好 included."})
+
+
+def thinking(ctx: ReplyContext) -> Steps:
+    """An o1-style reply: a growing `thoughts` message, a `reasoning_recap`, then the answer `text`."""
+    yield from preamble(ctx)
+    message = ctx.new_assistant({"content_type": "thoughts", "thoughts": [], "source_analysis_msg_id": None})
+    yield message.update()
+    done: list[dict] = []
+    for thought in THOUGHTS:
+        for prefix in [""] + ctx.prefixes(thought["content"]):
+            message.message["content"]["thoughts"] = done + [{**thought, "content": prefix, "chunks": [],
+                                                             "finished": prefix == thought["content"]}]
+            yield message.update(carries_text=True)
+        done = message.message["content"]["thoughts"]
+    yield message.finish(None)
+    recap = ctx.new_assistant({"content_type": "reasoning_recap", "content": "Thought for 3 seconds"})
+    yield recap.finish(None)
+    yield from answer(ctx, ctx.directive.text)
+    yield from closing()
+
+
 STREAM_SCENARIOS: dict[str, Callable[[ReplyContext], Steps]] = {
     "text": text, "tools": tools, "error_midstream": error_midstream, "drop": drop,
     "no_done": no_done, "empty": empty, "garbage": garbage, "rewrite": rewrite, "hang": hang,
+    "inputs": inputs,
+    "thinking": thinking, "gpt_action": gpt_action,
 }
+# Tool-output scenarios (browsing, dalle, python_image, sandbox) build on the blocks above, so
+# their module is imported once those exist.
+from .tool_scenarios import TOOL_SCENARIOS  # noqa: E402
+
+STREAM_SCENARIOS.update(TOOL_SCENARIOS)
 HTTP_ERROR = "http_error"
 
 

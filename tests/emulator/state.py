@@ -10,8 +10,10 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
-DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5}
-_CONFIG_TYPES = {"token_ttl": (int,), "refresh_delay": (int, float)}
+DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5, "fail_upload": ""}
+_CONFIG_TYPES = {"token_ttl": (int,), "refresh_delay": (int, float), "fail_upload": (str,)}
+# fail_upload: which step of the file upload fails ("" none; create 500, put 403, uploaded 500).
+UPLOAD_STEPS = ("", "create", "put", "uploaded")
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,7 @@ class EmulatorState:
             self._requests: list[dict] = []
             self._streams: list[StreamRecord] = []
             self._revoked: set[str] = set()
+            self._files: dict[str, dict] = {}
 
     def configure(self, changes: dict) -> dict:
         checked = _checked(changes)
@@ -74,6 +77,22 @@ class EmulatorState:
         with self._lock:
             return access_token in self._revoked
 
+    def new_file(self, record: dict) -> None:
+        with self._lock:
+            self._files[record["file_id"]] = record
+
+    def update_file(self, file_id: str, **changes) -> dict | None:
+        """The file's record after the changes; None for an id never created (or reset since)."""
+        with self._lock:
+            record = self._files.get(file_id)
+            if record is not None:
+                record.update(changes)
+            return dict(record) if record is not None else None
+
+    def files(self) -> list[dict]:
+        with self._lock:
+            return [dict(record) for record in self._files.values()]
+
     def new_stream(self, **fields) -> StreamRecord:
         record = StreamRecord(stream_id=str(uuid.uuid4()), started=time.time(), **fields)
         with self._lock:
@@ -92,7 +111,9 @@ def _checked(changes: dict) -> dict:
         if key not in _CONFIG_TYPES:
             raise ConfigError(f"unknown config key {key!r}; known: {', '.join(_CONFIG_TYPES)}")
         if isinstance(value, bool) or not isinstance(value, _CONFIG_TYPES[key]):
-            raise ConfigError(f"config {key!r} must be a number")
+            raise ConfigError(f"config {key!r} must be a {'string' if key == 'fail_upload' else 'number'}")
+    if changes.get("fail_upload", "") not in UPLOAD_STEPS:
+        raise ConfigError(f"config 'fail_upload' must be one of {UPLOAD_STEPS}")
     if changes.get("refresh_delay", 0) < 0:
         raise ConfigError("config 'refresh_delay' must not be negative")
     return dict(changes)

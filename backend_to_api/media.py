@@ -1,0 +1,162 @@
+"""Tool output files (DALL-E and python images, sandbox files) -> URLs a user can open. Does I/O.
+
+Upstream pointers (``file-service://``, ``sandbox:``) mean nothing outside ChatGPT and its download
+URLs expire in about an hour (openai-compat.md item 28), so by default the bytes are saved under
+``images/`` or ``files/`` with a name nobody can guess and served by ``api/media_files.py``. With
+``use_oaiusercontent_url`` the upstream's URL is shown and nothing is saved.
+
+Every failure is logged and answered with None: a reply must never break over a lost image.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from .errors import UpstreamError
+from .upstream.client import UpstreamClient, wrap_transport_errors
+
+log = logging.getLogger(__name__)
+
+# Names this service writes; api/media_files.py serves nothing else.
+IMAGE_NAME = re.compile(r"[0-9a-f]{32}\.(?:png|jpg|gif|webp)")
+FILE_NAME = re.compile(r"[0-9a-f]{32}_[A-Za-z0-9._-]{1,100}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"))
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    images_dir: str
+    files_dir: str
+    public_url: str  # backend_container_url, or this request's own root when that is unset
+    use_upstream_urls: bool = False
+    max_bytes: int = 32 * 1024 * 1024
+    read_timeout: float = 60.0
+
+
+class DownloadFailed(Exception):
+    """A pointer could not be turned into bytes (logged, then shown as a short note)."""
+
+
+class MediaResolver:
+    """Resolves the pointers of one reply with that reply's access token."""
+
+    def __init__(self, upstream: UpstreamClient, config: MediaConfig, access_token: str,
+                 account_id: Optional[str] = None) -> None:
+        self.upstream = upstream
+        self.config = config
+        self._headers = upstream.headers(access_token, account_id)
+
+    def image_url(self, file_id: str) -> Optional[str]:
+        """The URL to show for an upstream image file id, or None when it cannot be had."""
+        try:
+            download_url = self._download_url(f"/backend-api/files/{quote(file_id, safe='')}/download")
+            if self.config.use_upstream_urls:
+                return download_url
+            data = self._fetch(download_url)
+            name = f"{uuid.uuid4().hex}.{_image_extension(data)}"
+            return self._save(self.config.images_dir, "images", name, data)
+        except (DownloadFailed, UpstreamError) as exc:
+            log.warning("image %s could not be fetched: %s", file_id, exc)
+            return None
+
+    def sandbox_url(self, conversation_id: Optional[str], message_id: str, path: str) -> Optional[str]:
+        """The URL to show for ``sandbox:<path>`` of a code-interpreter message, or None."""
+        if not conversation_id:
+            return None
+        query = f"message_id={quote(message_id, safe='')}&sandbox_path={quote(path, safe='')}"
+        try:
+            download_url = self._download_url(
+                f"/backend-api/conversation/{quote(conversation_id, safe='')}/interpreter/download?{query}")
+            if self.config.use_upstream_urls:
+                return download_url
+            name = f"{uuid.uuid4().hex}_{safe_file_name(_attachment_name(download_url) or path)}"
+            return self._save(self.config.files_dir, "files", name, self._fetch(download_url))
+        except (DownloadFailed, UpstreamError) as exc:
+            log.warning("sandbox file %s could not be fetched: %s", path, exc)
+            return None
+
+    def _download_url(self, path: str) -> str:
+        with wrap_transport_errors("file download link"):
+            response = self.upstream.session.get(
+                self.upstream.root + path, headers=self._headers, timeout=self.upstream.timeout)
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        finally:
+            response.close()
+        url = body.get("download_url") if isinstance(body, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise DownloadFailed(f"no download_url (status {response.status_code})")
+        return url
+
+    def _fetch(self, url: str) -> bytes:
+        # The download URL is pre-signed: our Authorization header must not travel with it.
+        timeout = (self.upstream.timeout[0], self.config.read_timeout)
+        with wrap_transport_errors("file download"):
+            with self.upstream.session.get(url, stream=True, timeout=timeout) as response:
+                if response.status_code != 200:
+                    raise DownloadFailed(f"download answered {response.status_code}")
+                return _read_capped(response.iter_content(_CHUNK), self.config.max_bytes)
+
+    def _save(self, directory: str, route: str, name: str, data: bytes) -> str:
+        try:
+            write_atomically(directory, name, data)
+        except OSError as exc:
+            raise DownloadFailed(f"could not save {name}: {exc}") from exc
+        return f"{self.config.public_url.rstrip('/')}/{route}/{name}"
+
+
+def _read_capped(chunks, max_bytes: int) -> bytes:
+    data = bytearray()
+    for chunk in chunks:
+        data += chunk
+        if len(data) > max_bytes:
+            raise DownloadFailed(f"larger than {max_bytes} bytes")
+    return bytes(data)
+
+
+def write_atomically(directory: str, name: str, data: bytes) -> None:
+    """Readers (the /images route, another worker) never see a half-written file."""
+    os.makedirs(directory, exist_ok=True)
+    handle, temp_path = tempfile.mkstemp(dir=directory, prefix=".partial-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temp_path, os.path.join(directory, name))
+    except BaseException:
+        if os.path.exists(temp_path):
+            os.unlink(temp_path)
+        raise
+
+
+def _image_extension(data: bytes) -> str:
+    """From the bytes, not the URL or a header (DALL-E serves webp under varying names)."""
+    for magic, extension in _MAGIC:
+        if data.startswith(magic):
+            return extension
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    raise DownloadFailed("not a png, jpeg, gif or webp image")
+
+
+def _attachment_name(download_url: str) -> str:
+    """The real file name, from the ``rscd=attachment; filename=...`` query parameter."""
+    rscd = parse_qs(urlsplit(download_url).query).get("rscd", [""])[0]
+    return unquote(rscd.rpartition("filename=")[2]).strip().strip('"')
+
+
+def safe_file_name(name: str) -> str:
+    """A name that is one harmless path component: no separators, no leading dots, ASCII only."""
+    stem, extension = os.path.splitext(os.path.basename(name.replace("\\", "/")))
+    stem = _UNSAFE.sub("_", stem).lstrip("._") or "file"  # e.g. a name written only in Chinese
+    extension = _UNSAFE.sub("_", extension)[:16]
+    return stem[:100 - len(extension)] + extension
