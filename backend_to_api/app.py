@@ -10,6 +10,7 @@ from .api.access_log import install_access_log
 from .api.chat import chat_blueprint
 from .api.errors import register_error_handlers
 from .api.health import health
+from .api.images import images_blueprint
 from .api.media_files import media_files
 from .api.models import models_blueprint
 from .logging_setup import configure_logging
@@ -33,6 +34,7 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     register_error_handlers(app)
     app.register_blueprint(chat_blueprint(settings.api_prefix))
     app.register_blueprint(models_blueprint(settings.api_prefix))
+    app.register_blueprint(images_blueprint(settings.api_prefix))
     app.register_blueprint(health)
     app.register_blueprint(media_files)
     if start_background_jobs:

@@ -41,6 +41,12 @@ class MediaConfig:
     read_timeout: float = 60.0
 
 
+@dataclass(frozen=True)
+class FetchedImage:
+    url: str
+    data: bytes
+
+
 class DownloadFailed(Exception):
     """A pointer could not be turned into bytes (logged, then shown as a short note)."""
 
@@ -56,13 +62,19 @@ class MediaResolver:
 
     def image_url(self, file_id: str) -> Optional[str]:
         """The URL to show for an upstream image file id, or None when it cannot be had."""
+        image = self.image(file_id, keep_bytes=False)
+        return image.url if image is not None else None
+
+    def image(self, file_id: str, keep_bytes: bool = True) -> Optional["FetchedImage"]:
+        """The image behind an upstream file id: its URL to show and (unless linked upstream only
+        and not asked for) its bytes. None when it cannot be had."""
         try:
             download_url = self._download_url(f"/backend-api/files/{quote(file_id, safe='')}/download")
             if self.config.use_upstream_urls:
-                return download_url
+                return FetchedImage(download_url, self._fetch(download_url) if keep_bytes else b"")
             data = self._fetch(download_url)
             name = f"{uuid.uuid4().hex}.{_image_extension(data)}"
-            return self._save(self.config.images_dir, "images", name, data)
+            return FetchedImage(self._save(self.config.images_dir, "images", name, data), data)
         except (DownloadFailed, UpstreamError) as exc:
             log.warning("image %s could not be fetched: %s", file_id, exc)
             return None

@@ -70,6 +70,10 @@ class ModelRegistry:
     def names(self) -> List[str]:
         return list(self._by_name)
 
+    def family_names(self, family: str) -> List[str]:
+        """The configured names of one family (the original's ori_name), in config order."""
+        return [name for name, spec in self._by_name.items() if spec.family == family]
+
 
 def _aliases(value: str) -> List[str]:
     return [alias.strip() for alias in value.split(",") if alias.strip()]

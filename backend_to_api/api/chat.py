@@ -53,7 +53,7 @@ def _context(opened, chat_request) -> ReplyContext:
     encoding = opened.model.family.tokenizer
     return ReplyContext(
         factory=ChunkFactory(chat_request.model),
-        renderer=ReplyRenderer(settings.bot_mode, _media(opened)),
+        renderer=ReplyRenderer(settings.bot_mode, media_resolver(opened)),
         prompt_tokens=count_prompt(chat_request.messages, encoding),
         encoding=encoding,
         keep_alive_interval=settings.keep_alive_interval,
@@ -63,7 +63,7 @@ def _context(opened, chat_request) -> ReplyContext:
     )
 
 
-def _media(opened) -> MediaResolver:
+def media_resolver(opened) -> MediaResolver:
     """Tool output of this reply is fetched with the token the upstream accepted for it."""
     settings = services().settings
     config = MediaConfig(

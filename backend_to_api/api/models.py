@@ -22,7 +22,11 @@ def _model(name: str) -> dict:
 
 def _names() -> list:
     svc = services()
-    return svc.models.names() + svc.gpts.names()
+    names = svc.models.names() + svc.gpts.names()
+    # /v1/images/generations serves dall-e-3 through gpt-4o when no alias claims it (api/images.py).
+    if "dall-e-3" not in names and svc.models.family_names("gpt-4o"):
+        names.append("dall-e-3")
+    return names
 
 
 def list_models():

@@ -58,6 +58,11 @@ class ReplyRenderer:
         self._image_style = image_style(bot_mode)
         self._assistant = AssistantText(not bot_mode.enabled or bot_mode.bing_reference_output, self._sandbox_url)
 
+    def force_images(self) -> None:
+        """Show (and so fetch) images even where bot mode would leave them out (the images API)."""
+        if self._image_style is None:
+            self._image_style = "markdown"
+
     def render(self, event: Event) -> str:
         """The text this event adds to the reply ("" for none)."""
         text = self._render(event)
