@@ -8,6 +8,7 @@ library when they start, and the app (requests, redis, ...) must be imported aft
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -45,7 +46,9 @@ def main() -> int:
         return 2
     from gunicorn.app.base import BaseApplication
 
-    from backend_to_api.serving import gunicorn_options
+    from backend_to_api.serving import gunicorn_options, prepare_metrics_dir
+
+    prepare_metrics_dir(os.environ)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

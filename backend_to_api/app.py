@@ -12,6 +12,7 @@ from .api.errors import register_error_handlers
 from .api.health import health
 from .api.images import images_blueprint
 from .api.media_files import media_files
+from .api.metrics import metrics_blueprint
 from .api.models import models_blueprint
 from .logging_setup import configure_logging
 from .services import Services, build_services
@@ -30,15 +31,22 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     # Browsers call this from NextChat pages on other origins (openai-compat.md item 24).
     CORS(app, resources={r"/*": {"origins": "*"}}, send_wildcard=True, allow_headers="*",
          expose_headers=["X-Request-Id"], max_age=86400)
-    install_access_log(app)
+    install_access_log(app, lambda route, model, status: _count_request(services, route, model, status))
     register_error_handlers(app)
     app.register_blueprint(chat_blueprint(settings.api_prefix))
     app.register_blueprint(models_blueprint(settings.api_prefix))
     app.register_blueprint(images_blueprint(settings.api_prefix))
     app.register_blueprint(health)
     app.register_blueprint(media_files)
+    app.register_blueprint(metrics_blueprint)
     if start_background_jobs:
         from .scheduler import start_scheduler
 
         start_scheduler(services)
     return app
+
+
+def _count_request(services: Services, route: str, model: str, status: int) -> None:
+    # Model names come from clients: only configured ones become label values.
+    known = model in services.models.names() or model in services.gpts.names()
+    services.metrics.requests.labels(route, model if known else "other", str(status)).inc()

@@ -15,6 +15,7 @@ from typing import List, Optional
 from .auth.tokens import Credentials, TokenResolver
 from .errors import UpstreamError, empty_reply
 from .gpts import GizmoCatalog
+from .limits import RateLimiter
 from .models import ModelRegistry, ModelSpec
 from .redact import mask
 from .settings import Settings
@@ -38,17 +39,21 @@ class OpenReply:
     reply: Optional[ReplyStream] = None
     access_token: Optional[str] = None  # the one the upstream accepted (for hiding the conversation)
     pending: List[Event] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
 
 
 class ChatService:
     def __init__(self, settings: Settings, models: ModelRegistry, tokens: TokenResolver, upstream: UpstreamClient,
-                 gpts: GizmoCatalog, files: Optional[InputFiles] = None) -> None:
+                 gpts: GizmoCatalog, files: Optional[InputFiles] = None, metrics=None,
+                 limiter: Optional[RateLimiter] = None) -> None:
         self.settings = settings
         self.models = models
         self.tokens = tokens
         self.upstream = upstream
         self.gpts = gpts
         self.files = files  # None: image and file inputs are refused with a 400
+        self.metrics = metrics
+        self.limiter = limiter
 
     def resolve_model(self, name: str, credentials: Credentials) -> ModelSpec:
         """A built-in model, else a GPT (whose info may have to be fetched: 404 or 502 if it cannot)."""
@@ -60,6 +65,8 @@ class ChatService:
         model = self.resolve_model(request.model, credentials)
         opened = OpenReply(model, credentials)
         opened.access_token = self.tokens.access_token(credentials)  # bad keys fail here, before any call
+        if self.limiter is not None:
+            self.limiter.acquire(_limit_key(credentials), model.slug)
         payload = self._payload(request, opened)
         opened.reply = ReplyStream(lambda: self._post(payload, opened), self._action_follow_up(opened))
         try:
@@ -106,6 +113,10 @@ class ChatService:
         try:
             return self.upstream.open_conversation(payload, opened.access_token, credentials.account_id)
         except UpstreamError as exc:
+            if exc.status == 429 and self.limiter is not None:
+                retry_after = exc.headers.get("Retry-After", "")
+                self.limiter.cool_down(_limit_key(credentials), opened.model.slug,
+                                       float(retry_after) if retry_after.isdigit() else None)
             if exc.upstream_status != 401:
                 raise
         self._refresh_token(opened)
@@ -117,7 +128,8 @@ class ChatService:
 
     def _await_first_event(self, opened: OpenReply) -> None:
         """Read until the upstream has shown it is answering, or the header deadline passes."""
-        deadline = time.monotonic() + self.settings.first_event_timeout
+        started = time.monotonic()
+        deadline = started + self.settings.first_event_timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -129,6 +141,8 @@ class ChatService:
                 raise _no_reply(opened.pending)
             opened.pending.extend(batch)  # type: ignore[arg-type]
             if any(_is_real(event) for event in batch):  # type: ignore[union-attr]
+                if self.metrics is not None:
+                    self.metrics.upstream_first_event.observe(time.monotonic() - started)
                 _raise_if_failed_first(opened.pending)
                 return
 
@@ -144,6 +158,11 @@ class ChatService:
             log.debug("hid conversation %s: %s", conversation_id, ok)
         except UpstreamError as exc:
             log.warning("could not hide conversation %s: %s", conversation_id, exc.message)
+
+
+def _limit_key(credentials: Credentials) -> str:
+    """Limits follow the upstream account: the key plus the Team account it speaks for."""
+    return f"{credentials.key},{credentials.account_id or ''}"
 
 
 def _is_real(event: Event) -> bool:

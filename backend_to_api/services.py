@@ -7,6 +7,8 @@ from typing import Optional, Union
 from .auth.tokens import TokenResolver
 from .chat_service import ChatService
 from .gpts import GizmoCatalog, build_catalog
+from .limits import RateLimiter
+from .metrics import Metrics
 from .models import ModelRegistry
 from .settings import Settings
 from .store import MemoryStore, RedisStore, open_store
@@ -23,14 +25,17 @@ class Services:
     upstream: UpstreamClient
     tokens: TokenResolver
     chat: ChatService
+    metrics: Metrics
 
 
 def build_services(settings: Settings, store: Optional[Union[RedisStore, MemoryStore]] = None) -> Services:
     store = store if store is not None else open_store(settings.redis)
+    metrics = Metrics()
     models = ModelRegistry(settings)
     upstream = UpstreamClient(settings)
-    tokens = TokenResolver(settings.refresh, store, upstream)
+    tokens = TokenResolver(settings.refresh, store, upstream, metrics)
     gpts = build_catalog(settings, store, tokens, upstream, models.names())
     files = InputFiles(settings, upstream, store)
-    chat = ChatService(settings, models, tokens, upstream, gpts, files=files)
-    return Services(settings, store, models, gpts, upstream, tokens, chat)
+    limiter = RateLimiter(store, settings.rate_limit_per_minute, settings.rate_limit_max_wait)
+    chat = ChatService(settings, models, tokens, upstream, gpts, files=files, metrics=metrics, limiter=limiter)
+    return Services(settings, store, models, gpts, upstream, tokens, chat, metrics)

@@ -5,9 +5,33 @@ holds thousands of them in one process for a few KB each, where gthread needs an
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+import glob
+import os
+import tempfile
+from typing import Any, Dict, MutableMapping
 
 from .settings import Settings
+
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_metrics_dir(environ: MutableMapping[str, str]) -> str:
+    """Give the workers one shared, empty directory for their metric samples (prometheus_client's
+    multiprocess mode reads the variable when it is imported, so this runs in the master first).
+    Samples left by an earlier run would be counted again: they are removed."""
+    path = environ.get(METRICS_DIR_VARIABLE) or tempfile.mkdtemp(prefix="b2a-metrics-")
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.unlink(stale)
+    environ[METRICS_DIR_VARIABLE] = path
+    return path
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: a dead worker's live gauges (active streams) must not linger."""
+    from .metrics import worker_exited
+
+    worker_exited(worker.pid)
 
 
 def gunicorn_options(settings: Settings) -> Dict[str, Any]:
@@ -24,6 +48,7 @@ def gunicorn_options(settings: Settings) -> Dict[str, Any]:
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "preload_app": False,  # the app must be imported after gevent patches the worker
+        "child_exit": child_exit,
     }
     if settings.worker_class == "gevent":
         options["worker_connections"] = settings.worker_connections

@@ -88,6 +88,10 @@ class Settings:
     input_file_max_bytes: int = _key("input_file_max_bytes", 20 * 1024 * 1024, min=1)
     input_file_fetch_timeout: float = _key("input_file_fetch_timeout", 15.0, min=0.1)
     input_file_max_redirects: int = _key("input_file_max_redirects", 3, min=0, max=20)
+    # Our own limit per upstream token (xyhelper allows ~30/min); 0 turns it off.
+    rate_limit_per_minute: int = _key("rate_limit_per_minute", 30, min=0)
+    # A request over the limit waits up to this long for a slot before it is answered 429.
+    rate_limit_max_wait: float = _key("rate_limit_max_wait", 5.0, min=0)
     backend_container_url: str = _key("backend_container_url", "")
     backend_container_api_prefix: str = _key("backend_container_api_prefix", "")
     key_for_gpts_info: str = _key("key_for_gpts_info", "")

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional, Tuple
 
@@ -36,6 +37,7 @@ class MemoryStore:
         self._values: Dict[str, Tuple[Any, Optional[float]]] = {}
         self._guard = threading.Lock()
         self._locks: Dict[str, threading.Lock] = {}
+        self._slots: Dict[str, list] = {}
 
     def get_json(self, key: str) -> Any:
         with self._guard:
@@ -85,6 +87,41 @@ class MemoryStore:
     def ping(self) -> bool:
         return True
 
+    def take_slot(self, key: str, limit: int, window: float) -> float:
+        """Sliding-window limiter: 0 if a slot was taken now, else seconds until one frees."""
+        now = time.monotonic()
+        with self._guard:
+            stamps = [t for t in self._slots.get(key, []) if t > now - window]
+            if len(stamps) < limit:
+                self._slots[key] = stamps + [now]
+                return 0.0
+            self._slots[key] = stamps
+            return stamps[0] + window - now
+
+    def remaining_ttl(self, key: str) -> Optional[float]:
+        with self._guard:
+            value, expires = self._values.get(key, (None, None))
+        if value is None or expires is None or expires <= time.monotonic():
+            return None
+        return expires - time.monotonic()
+
+
+# One atomic step on the shared clock (Redis TIME), so every worker and instance counts the same window.
+_TAKE_SLOT = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + window - now)
+"""
+
 
 class RedisStore:
     """Redis-backed store. Errors degrade to cache misses; they never fail a request."""
@@ -94,6 +131,17 @@ class RedisStore:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._last_warning = 0.0
+        self._take_slot = client.register_script(_TAKE_SLOT)
+
+    def take_slot(self, key: str, limit: int, window: float) -> float:
+        """Sliding-window limiter shared by all workers: 0 if a slot was taken, else seconds to wait.
+        With Redis down every request is let through (the limiter must not become the outage)."""
+        result = self._call(self._take_slot, keys=[NAMESPACE + key], args=[window, limit, uuid.uuid4().hex])
+        return float(result) if result is not None else 0.0
+
+    def remaining_ttl(self, key: str) -> Optional[float]:
+        millis = self._call(self.client.pttl, NAMESPACE + key)
+        return millis / 1000 if isinstance(millis, int) and millis > 0 else None
 
     def get_json(self, key: str) -> Any:
         raw = self._call(self.client.get, NAMESPACE + key)

@@ -144,6 +144,8 @@ class Proxy:
             "PROCESS_WORKERS": "2",
             "KEEP_ALIVE_INTERVAL": "1",
             "FIRST_EVENT_TIMEOUT": "5",
+            # Tests reuse keys far more than 30 times a minute; test_limits_e2e sets its own limit.
+            "RATE_LIMIT_PER_MINUTE": "100000",
             **env,
         }
         self.url = f"http://127.0.0.1:{self.port}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Optional
+from typing import Callable, Optional
 
 from flask import Flask, Response, g, request
 
@@ -27,7 +27,9 @@ class RequestTiming:
         return "-" if moment is None else f"{(moment - self.started) * 1000:.0f}ms"
 
 
-def install_access_log(app: Flask) -> None:
+def install_access_log(app: Flask, count: Callable[[str, str, int], None]) -> None:
+    """``count(route, model, status)`` is called once per request, when its line is written."""
+
     @app.before_request
     def start_timing() -> None:
         g.timing = RequestTiming()
@@ -38,8 +40,16 @@ def install_access_log(app: Flask) -> None:
         response.headers["X-Request-Id"] = timing.request_id
         if not response.is_streamed:
             timing.first_byte()
-        line = (timing.request_id, request.method, request.path, g.get("model", "-"), response.status_code)
-        response.call_on_close(lambda: _write(timing, line))
+        model = g.get("model", "-")
+        line = (timing.request_id, request.method, request.path, model, response.status_code)
+        # The rule, not the path: one label per route however many paths clients probe.
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+        def done() -> None:
+            _write(timing, line)
+            count(route, model, response.status_code)
+
+        response.call_on_close(done)
         return response
 
 

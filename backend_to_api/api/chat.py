@@ -1,6 +1,7 @@
 """POST /v1/chat/completions."""
 from __future__ import annotations
 
+import time
 from typing import Callable, Iterator
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -35,7 +36,7 @@ def chat_completions() -> Response:
     svc = services()
     opened = svc.chat.open(chat_request, credentials)
     context = _context(opened, chat_request)
-    finish = _finisher(svc.chat, opened, context)
+    finish = _finisher(svc, opened, context)
     if not chat_request.stream:
         try:
             completion = complete_reply(opened, context)
@@ -44,7 +45,7 @@ def chat_completions() -> Response:
         return jsonify(completion)
     # The generator runs after this view returns (outside the request context): it gets
     # everything it needs passed in, nothing from flask.g or current_app.
-    body = _guarded_stream(opened, context, g.get("timing"), finish)
+    body = _guarded_stream(opened, context, g.get("timing"), finish, svc.metrics)
     return Response(body, status=200, mimetype="text/event-stream", headers=STREAM_HEADERS)
 
 
@@ -75,7 +76,8 @@ def media_resolver(opened) -> MediaResolver:
     return MediaResolver(services().upstream, config, opened.access_token, opened.credentials.account_id)
 
 
-def _guarded_stream(opened, context: ReplyContext, timing, finish: Callable[[], None]) -> Iterator[bytes]:
+def _guarded_stream(opened, context: ReplyContext, timing, finish: Callable[[], None], metrics) -> Iterator[bytes]:
+    metrics.active_streams.inc()
     try:
         for piece in stream_reply(opened, context):
             if timing is not None:
@@ -85,12 +87,16 @@ def _guarded_stream(opened, context: ReplyContext, timing, finish: Callable[[], 
         if timing is not None:
             timing.client_gone = True
     finally:
+        metrics.active_streams.dec()
         finish()
 
 
-def _finisher(chat, opened, context: ReplyContext) -> Callable[[], None]:
+def _finisher(svc, opened, context: ReplyContext) -> Callable[[], None]:
     def finish() -> None:
         opened.reply.close()
-        chat.hide_later(opened, context.renderer.state.conversation_id)
+        svc.metrics.upstream_duration.observe(time.monotonic() - opened.started)
+        if context.renderer.state.failure is not None:
+            svc.metrics.upstream_errors.labels("midstream").inc()
+        svc.chat.hide_later(opened, context.renderer.state.conversation_id)
 
     return finish

@@ -6,7 +6,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ApiError
+from ..errors import ApiError, UpstreamError
 from ..render.stream import ClientGone
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ def error_response(error: ApiError) -> Response:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
+        if isinstance(error, UpstreamError):
+            app.extensions["backend_to_api"].metrics.upstream_errors.labels(error.code or "upstream_error").inc()
         return error_response(error)
 
     @app.errorhandler(HTTPException)

@@ -51,10 +51,11 @@ def parse_bearer(header: Optional[str], account_header: Optional[str] = None) ->
 
 
 class TokenResolver:
-    def __init__(self, settings: RefreshSettings, store, client: UpstreamClient) -> None:
+    def __init__(self, settings: RefreshSettings, store, client: UpstreamClient, metrics=None) -> None:
         self.settings = settings
         self.store = store
         self.client = client
+        self.metrics = metrics
 
     def access_token(self, credentials: Credentials, stale: Optional[str] = None) -> str:
         """The access token to use now. ``stale``: one the upstream just rejected (forces a refresh)."""
@@ -68,6 +69,8 @@ class TokenResolver:
         key = "at:" + fingerprint(refresh_token)
         cached = self._cached(key, stale)
         if cached:
+            if self.metrics is not None:
+                self.metrics.token_cache_hits.inc()
             return cached
         try:
             with self.store.lock("refresh:" + fingerprint(refresh_token), ttl=REFRESH_LOCK_TTL, wait=REFRESH_LOCK_TTL + 5):
@@ -118,6 +121,19 @@ class TokenResolver:
         return succeeded
 
     def _exchange(self, refresh_token: str) -> str:
+        try:
+            token = self._call_refresher(refresh_token)
+        except ApiError as exc:
+            self._count_refresh("rejected" if exc.status == 401 else "failed")
+            raise
+        self._count_refresh("ok")
+        return token
+
+    def _count_refresh(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.token_refreshes.labels(outcome).inc()
+
+    def _call_refresher(self, refresh_token: str) -> str:
         if self.settings.enable_oai:
             response = self.client.post(self.settings.oai_url, "token refresh", json={
                 "redirect_uri": self.settings.oai_redirect_uri,
