@@ -811,6 +811,8 @@ def _exit_on_sigterm(signum, frame) -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # Ctrl-C must stop us even when started in the background, where SIGINT arrives ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     nofile = raise_open_file_limit()
     if nofile < 2 * args.streams + 100:
         print(f"warning: open-file limit {nofile} is low for {args.streams} streams", file=sys.stderr)
@@ -836,4 +838,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the services were already stopped by the ExitStack
+        print("bench_streams: interrupted", file=sys.stderr)
+        sys.exit(130)

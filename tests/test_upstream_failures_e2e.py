@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import openai
 import pytest
@@ -10,7 +11,9 @@ import requests
 from .conftest import directive
 
 
-def ask(proxy, content: str, stream: bool = False, api_key: str = "rt-failures", model: str = "gpt-4o"):
+def ask(proxy, content: str, stream: bool = False, api_key: str = "", model: str = "gpt-4o"):
+    # A fresh key per call: an upstream 429 cools its key down for the rest of the session.
+    api_key = api_key or "rt-failures-" + uuid.uuid4().hex
     return requests.post(
         proxy.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {api_key}"},
         json={"model": model, "messages": [{"role": "user", "content": content}], "stream": stream},
@@ -52,11 +55,12 @@ def test_upstream_http_errors_map_to_openai_errors(proxy, status, body, content_
 
 
 def test_sdk_raises_typed_errors(proxy):
-    client = proxy.client()
+    client = proxy.client("rt-typed-" + uuid.uuid4().hex)
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": directive(
             emu="http_error", status=429, body={"detail": {"message": "cap", "code": "model_cap_exceeded",
                                                            "clears_in": 30}})}])
+    client = proxy.client("rt-typed-" + uuid.uuid4().hex)  # the 429 above cooled the first key down
     with pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": directive(
             emu="http_error", status=500, body="boom", content_type="text/plain")}])
