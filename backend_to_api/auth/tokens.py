@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import requests
 
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TTL = 3600.0          # when an access token carries no exp
 KNOWN_TOKEN_TTL = 14 * 86400  # refresh tokens live ~10 days; forget ones unused for longer
 REFRESH_LOCK_TTL = 30.0
+LOCAL_TTL = 30.0
+LOCAL_MAX = 10000
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ class TokenResolver:
         self.store = store
         self.client = client
         self.metrics = metrics
+        # A short-lived copy of the shared cache in this worker: a Redis round trip per request was
+        # the largest single cost of starting a stream (bench/README.md). 30 s keeps it fresh enough:
+        # a copy made stale by another instance's refresh costs at most one upstream 401 and retry.
+        self._local: Dict[str, Tuple[str, float]] = {}
 
     def access_token(self, credentials: Credentials, stale: Optional[str] = None) -> str:
         """The access token to use now. ``stale``: one the upstream just rejected (forces a refresh)."""
@@ -83,9 +89,26 @@ class TokenResolver:
             raise UpstreamError(503, "Timed out waiting for a token refresh in progress.", code="refresh_busy") from None
 
     def _cached(self, key: str, stale: Optional[str]) -> Optional[str]:
+        token, until = self._local.get(key, ("", 0.0))
+        if token and token != stale and until > time.monotonic():
+            return token
         entry = self.store.get_json(key)
         token = entry.get("access_token") if isinstance(entry, dict) else None
-        return token if token and token != stale else None
+        if not token or token == stale:
+            return None
+        self._keep_locally(key, token, entry.get("exp"))
+        return token
+
+    def _keep_locally(self, key: str, token: str, expiry: Optional[float]) -> None:
+        seconds = LOCAL_TTL
+        if isinstance(expiry, (int, float)):
+            seconds = min(seconds, expiry - time.time() - self.settings.expiry_margin)
+        if seconds <= 0:
+            return
+        if len(self._local) > LOCAL_MAX:
+            now = time.monotonic()
+            self._local = {k: v for k, v in self._local.items() if v[1] > now}
+        self._local[key] = (token, time.monotonic() + seconds)
 
     def _exchange_and_store(self, refresh_token: str, key: str) -> str:
         started = time.monotonic()
@@ -94,6 +117,7 @@ class TokenResolver:
         ttl = (expiry - time.time() - self.settings.expiry_margin) if expiry else DEFAULT_TTL
         if ttl > 0:
             self.store.set_json(key, {"access_token": token, "exp": expiry}, ttl=ttl)
+            self._keep_locally(key, token, expiry)
         self.remember(refresh_token)
         log.info("refreshed access token for %s in %.0f ms", mask(refresh_token), (time.monotonic() - started) * 1000)
         return token

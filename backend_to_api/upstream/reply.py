@@ -50,6 +50,10 @@ class ReplyStream:
         self._follow_up = follow_up
         self._follow_ups_left = MAX_FOLLOW_UPS if follow_up is not None else 0
         self._response: Optional[requests.Response] = None
+        # Only the pump closes (and so releases to the pool) the response; close() from the request
+        # side just wakes the pump. The lock makes "the pump still owns it" and the wake-up atomic, so
+        # a connection is never released twice nor shut down after another request got it.
+        self._owner = threading.Lock()
         self._queue: "queue.Queue[object]" = queue.Queue()
         self._closed = threading.Event()
         self._pump = threading.Thread(target=self._run, name="upstream-pump", daemon=True)
@@ -83,22 +87,31 @@ class ReplyStream:
             yield from batch  # type: ignore[misc]
 
     def close(self) -> None:
-        if not self._closed.is_set():
-            self._closed.set()
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with self._owner:
             if self._response is not None:
-                _close_from_outside(self._response)
+                _wake_reader(self._response)
+
+    def _own(self, response: Optional[requests.Response]) -> None:
+        """Make ``response`` the one being read (None: none), closing the previous one."""
+        with self._owner:
+            previous, self._response = self._response, response
+        if previous is not None:
+            previous.close()
 
     def _run(self) -> None:
         interpreter = ReplyInterpreter()
         try:
-            self._response = self._open_response()
+            self._own(self._open_response())
             while not self._closed.is_set():  # closed while a call was being made: stop
                 confirmation = self._read(self._response, interpreter)
                 if confirmation is None or self._follow_up is None:
                     return
                 self._follow_ups_left -= 1
-                self._response.close()
-                self._response = self._follow_up(confirmation)
+                self._own(None)
+                self._own(self._follow_up(confirmation))
         except ApiError as exc:  # upstream failures, and a refresh refused after an upstream 401
             if not self._closed.is_set():
                 self._queue.put(exc)
@@ -109,9 +122,8 @@ class ReplyStream:
                 log.exception("reading the upstream reply failed")
                 self._queue.put(UpstreamError(502, "Reading the upstream reply failed.", code="upstream_error"))
         finally:
+            self._own(None)
             self._queue.put(_END)
-            if self._response is not None:
-                self._response.close()
 
     def _read(self, response: requests.Response, interpreter: ReplyInterpreter) -> Optional[ActionConfirmation]:
         """Pump one body; returns early with an action confirmation that a follow-up will answer."""
@@ -140,19 +152,17 @@ class ReplyStream:
         return next((event for event in events if isinstance(event, ActionConfirmation)), None)
 
 
-def _close_from_outside(response: requests.Response) -> None:
-    """Close a response the pump may be blocked reading. Under gevent the pump runs on the same OS
-    thread, so closing the buffered reader it waits in raises "reentrant call"; shutting the socket
-    down instead wakes that read (EOF), and the pump then closes the response itself."""
-    try:
-        response.close()
-    except RuntimeError:
-        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+def _wake_reader(response: requests.Response) -> None:
+    """Make a read the pump may be blocked in return now. Closing the response from here would race
+    the pump (under gevent: "reentrant call" in the buffered reader; under threads: the connection
+    released to the pool twice); shutting the socket down ends the read, and the pump, which owns
+    the response, closes it. A half-read connection is closed, never reused."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _body_chunks(response: requests.Response) -> Iterator[bytes]:
