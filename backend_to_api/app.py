@@ -25,6 +25,7 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     configure_logging(settings)
     services = services or build_services(settings)
     app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes  # werkzeug answers 413 beyond it
     app.json.sort_keys = False  # keep OpenAI's field order
     app.json.ensure_ascii = False
     app.extensions["backend_to_api"] = services

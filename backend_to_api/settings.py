@@ -78,6 +78,12 @@ class Settings:
     # Longest silence tolerated from the upstream (one socket read) before answering 504.
     upstream_read_timeout: float = _key("upstream_read_timeout", 300.0, min=0.1)
     keep_alive_interval: float = _key("keep_alive_interval", 5.0, min=0.1)
+    # The whole of a non-stream reply, from the request's arrival (beyond it: 504).
+    non_stream_deadline: float = _key("non_stream_deadline", 300.0, min=1)
+    # Largest request body accepted (beyond it: 413); images arrive base64-encoded inside it.
+    max_request_bytes: int = _key("max_request_bytes", 50 * 1024 * 1024, min=1024)
+    # Images and files in one request (beyond it: 400).
+    max_files_per_request: int = _key("max_files_per_request", 10, min=0)
     # Longest wait for the upstream's first event before stream headers are sent anyway: errors the
     # upstream reports sooner become HTTP errors; a longer silence is bridged with keep-alives
     # (NextChat gives up on a stream without headers after 60 s).
@@ -88,6 +94,9 @@ class Settings:
     input_file_max_bytes: int = _key("input_file_max_bytes", 20 * 1024 * 1024, min=1)
     input_file_fetch_timeout: float = _key("input_file_fetch_timeout", 15.0, min=0.1)
     input_file_max_redirects: int = _key("input_file_max_redirects", 3, min=0, max=20)
+    # Client image/file URLs never reach loopback, private, link-local or metadata addresses, except
+    # hosts or CIDRs listed here (comma-separated), e.g. "files.intranet.example,10.1.0.0/16".
+    url_fetch_allowlist: str = _key("url_fetch_allowlist", "")
     # Our own limit per upstream token (xyhelper allows ~30/min); 0 turns it off.
     rate_limit_per_minute: int = _key("rate_limit_per_minute", 30, min=0)
     # A request over the limit waits up to this long for a slot before it is answered 429.

@@ -146,6 +146,8 @@ class Proxy:
             "FIRST_EVENT_TIMEOUT": "5",
             # Tests reuse keys far more than 30 times a minute; test_limits_e2e sets its own limit.
             "RATE_LIMIT_PER_MINUTE": "100000",
+            # The emulator serves the test images on loopback; test_ssrf_e2e runs without this.
+            "URL_FETCH_ALLOWLIST": "127.0.0.1",
             **env,
         }
         self.url = f"http://127.0.0.1:{self.port}"

@@ -30,7 +30,7 @@ def chat_completions() -> Response:
     body = request.get_json(silent=True)
     if body is None:
         raise bad_request("The request body must be valid JSON (Content-Type: application/json).")
-    chat_request = parse_chat_request(body)
+    chat_request = parse_chat_request(body, max_files=services().settings.max_files_per_request)
     g.model = chat_request.model
     credentials = parse_bearer(request.headers.get("Authorization"), request.headers.get("ChatGPT-Account-ID"))
     svc = services()
@@ -39,7 +39,7 @@ def chat_completions() -> Response:
     finish = _finisher(svc, opened, context)
     if not chat_request.stream:
         try:
-            completion = complete_reply(opened, context)
+            completion = complete_reply(opened, context, deadline=g.timing.started + svc.settings.non_stream_deadline)
         finally:
             finish()
         return jsonify(completion)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Callable, Iterator, Optional
 
-from ..errors import ApiError, UpstreamError, empty_reply
+from ..errors import ApiError, UpstreamError, empty_reply, upstream_timeout
 from ..sse.events import ReasoningDelta, StreamEnd
 from ..upstream.reply import WAITING
 from .chunks import DONE, KEEP_ALIVE, ChunkFactory
@@ -122,16 +122,25 @@ def _stream_tail(context: ReplyContext, error: Optional[ApiError]) -> Iterator[b
     yield DONE
 
 
-def complete_reply(opened, context: ReplyContext) -> dict:
-    """Read the whole reply and build one chat.completion; failures raise ApiError."""
+def complete_reply(opened, context: ReplyContext, deadline: Optional[float] = None) -> dict:
+    """Read the whole reply and build one chat.completion; failures raise ApiError.
+
+    ``deadline`` (a time.monotonic() value) bounds the whole reply: a client waiting for one JSON
+    answer gets a 504 rather than an upstream that trickles forever."""
     renderer = context.renderer
-    for event in _events(opened, context, lambda: None):
+
+    def past_deadline() -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise upstream_timeout("the whole non-stream reply")
+
+    for event in _events(opened, context, past_deadline):
         if isinstance(event, ReasoningDelta):
             renderer.reasoning(event)
         elif event is not None:
             renderer.render(event)
         if renderer.state.failure is not None:
             break
+        past_deadline()
     renderer.finish()
     reason = incomplete(context)
     if reason is not None:

@@ -6,7 +6,7 @@ backend has no equivalent, and NextChat/one-api always send some of them (openai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 from ..errors import bad_request
 
@@ -52,7 +52,7 @@ class ChatRequest:
     include_usage: bool
 
 
-def parse_chat_request(body: Any) -> ChatRequest:
+def parse_chat_request(body: Any, max_files: Optional[int] = None) -> ChatRequest:
     if not isinstance(body, Mapping):
         raise bad_request("The request body must be a JSON object.")
     model = body.get("model")
@@ -63,9 +63,14 @@ def parse_chat_request(body: Any) -> ChatRequest:
         stream = False
     if not isinstance(stream, bool):
         raise bad_request("'stream' must be a boolean.", param="stream")
+    messages = _parse_messages(body.get("messages"))
+    files = sum(len(message.images) for message in messages)
+    if max_files is not None and files > max_files:
+        raise bad_request(f"The request carries {files} images or files; at most {max_files} are accepted.",
+                          param="messages", code="too_many_files")
     return ChatRequest(
         model=model.strip(),
-        messages=_parse_messages(body.get("messages")),
+        messages=messages,
         stream=stream,
         include_usage=_include_usage(body.get("stream_options")),
     )
@@ -130,6 +135,7 @@ def _parse_image_part(image: Any, param: str) -> ImagePart:
     if not isinstance(url, str) or not url:
         raise bad_request(f"{param}.image_url.url must be a non-empty string.", param=f"{param}.image_url")
     if not url.startswith(("http://", "https://", "data:")):
-        raise bad_request(f"{param}.image_url.url must be an http(s) URL or a data: URI.", param=f"{param}.image_url")
+        raise bad_request(f"{param}.image_url.url must be an http(s) URL or a data: URI.", param=f"{param}.image_url",
+                          code="url_not_allowed")
     detail = image.get("detail", "auto")
     return ImagePart(url=url, detail=detail if isinstance(detail, str) else "auto")

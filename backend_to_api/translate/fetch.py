@@ -16,6 +16,7 @@ from typing import Optional
 import requests
 
 from ..errors import ApiError, bad_request
+from ..upstream.guarded_fetch import is_refused
 
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -42,9 +43,12 @@ def too_large(limit: int) -> ApiError:
                     "invalid_request_error", code="file_too_large", param="messages")
 
 
+def _shown(url: str) -> str:
+    return url if len(url) <= 200 else url[:200] + "..."
+
+
 def unfetchable(url: str, why: str) -> ApiError:
-    shown = url if len(url) <= 200 else url[:200] + "..."
-    return bad_request(f"Could not fetch the image or file at {shown}: {why}.", param="messages",
+    return bad_request(f"Could not fetch the image or file at {_shown(url)}: {why}.", param="messages",
                        code="invalid_image_url")
 
 
@@ -99,13 +103,17 @@ def fetch_url(session: requests.Session, url: str, limits: FetchLimits) -> Fetch
 def open_client_url(session: requests.Session, url: str, limits: FetchLimits) -> requests.Response:
     """Open one client-supplied URL (never following redirects itself): the SSRF guard's place."""
     if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-        raise unfetchable(url, "only http and https URLs can be fetched")
+        raise bad_request(f"Refused to fetch {_shown(url)}: only http and https URLs can be fetched.",
+                          param="messages", code="url_not_allowed")
     try:
         return session.get(url, stream=True, allow_redirects=False, timeout=(limits.timeout, limits.timeout),
                            headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
     except requests.Timeout:
         raise unfetchable(url, "the server did not answer in time") from None
     except (requests.RequestException, OSError) as exc:
+        if is_refused(exc):
+            raise bad_request(f"Refused to fetch {_shown(url)}: it points to a private or local address.",
+                              param="messages", code="url_not_allowed") from None
         raise unfetchable(url, exc.__class__.__name__) from None
 
 

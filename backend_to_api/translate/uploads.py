@@ -23,6 +23,7 @@ from ..settings import Settings
 from ..upstream.client import UpstreamClient
 from ..upstream.files import FileUploader, UploadRequest
 from .chat_request import ImagePart
+from ..upstream.guarded_fetch import Allowlist, guarded_session
 from .fetch import FetchLimits, Fetched, decode_data_uri, fetch_url
 from .filetypes import FileType, classify
 
@@ -66,6 +67,8 @@ class InputFiles:
         self.upstream = upstream
         self.uploader = FileUploader(upstream)
         self.store = store
+        # Client URLs get their own session: every connection's address is checked (SSRF guard).
+        self.client_urls = guarded_session(Allowlist.parse(settings.url_fetch_allowlist.split(",")))
 
     def for_account(self, access_token: str, account_id: Optional[str], key: str) -> "AccountFiles":
         """``key`` (the client's token) names the account only when the access token does not."""
@@ -74,7 +77,7 @@ class InputFiles:
     def load(self, part: ImagePart) -> Fetched:
         if part.url.startswith("data:"):
             return decode_data_uri(part.url, self.limits.max_bytes)
-        return fetch_url(self.upstream.session, part.url, self.limits)
+        return fetch_url(self.client_urls, part.url, self.limits)
 
 
 class AccountFiles:

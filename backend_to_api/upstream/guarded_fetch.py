@@ -1,4 +1,4 @@
-"""Fetching URLs that clients supply (image_url parts), without becoming an SSRF relay.
+"""Connections for URLs that clients supply (image_url parts), without becoming an SSRF relay.
 
 The original fetched any URL a client sent, loopback and cloud metadata included, and uploaded the
 answer to ChatGPT for the caller to read back. Here:
@@ -7,22 +7,21 @@ answer to ChatGPT for the caller to read back. Here:
   hostnames that resolve to private space gain nothing), for the first request and every redirect;
 - loopback, private, link-local (cloud metadata), multicast, reserved, unspecified and shared
   (CGNAT) addresses are refused unless an allowlist entry (host name or CIDR) names them;
-- redirects, time and size are capped.
+- redirects, time and size are capped by the caller (translate/fetch.py), which opens every client
+  URL through ``guarded_session``.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Iterable, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from typing import Iterable, Tuple, Union
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ..errors import ApiError, bad_request
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -76,9 +75,22 @@ def check_peer(sock: socket.socket, host: str, allowlist: Allowlist) -> None:
         raise RefusedAddress(f"{host} resolves to a non-public address")
 
 
+def check_resolved(host: str, port: int, allowlist: Allowlist) -> None:
+    """Before connecting: a host whose every address is off limits is refused without a packet
+    sent, so refused-versus-closed ports of internal hosts tell a caller nothing."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return  # let the connection attempt report the lookup failure
+    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
+    if addresses and not any(is_public(a) or allowlist.allows(host, a) for a in addresses):
+        raise RefusedAddress(f"{host} resolves to a non-public address")
+
+
 def _guarded(connection_class: type, allowlist: Allowlist) -> type:
     class Guarded(connection_class):  # type: ignore[misc, valid-type]
         def _new_conn(self) -> socket.socket:
+            check_resolved(self.host, self.port, allowlist)
             sock = super()._new_conn()
             try:
                 check_peer(sock, self.host, allowlist)
@@ -106,84 +118,22 @@ class GuardedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
 
 
-@dataclass(frozen=True)
-class FetchedFile:
-    content: bytes
-    content_type: str
-    url: str
+def guarded_session(allowlist: Allowlist) -> requests.Session:
+    """The session for client-supplied URLs: every connection checked, no proxy from the
+    environment (an operator's proxy must not carry client traffic), no automatic retries."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = GuardedAdapter(allowlist)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
-class GuardedFetcher:
-    """The one way client-supplied URLs are opened."""
-
-    def __init__(self, allowlist: Allowlist, max_bytes: int, timeout: Tuple[float, float] = (5.0, 20.0),
-                 max_redirects: int = 3) -> None:
-        self.max_bytes = max_bytes
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.trust_env = False  # never route client URLs through an operator's proxy settings
-        self.session.max_redirects = max_redirects
-        adapter = GuardedAdapter(allowlist)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-
-    def fetch(self, url: str, param: Optional[str] = None) -> FetchedFile:
-        _check_scheme(url, param)
-        try:
-            with self.session.get(url, timeout=self.timeout, stream=True,
-                                  headers={"User-Agent": "backend-to-api/1 (+image fetch)"}) as response:
-                if response.status_code != 200:
-                    raise bad_request(f"Fetching {_short(url)} failed: HTTP {response.status_code}.", param=param)
-                return FetchedFile(self._read_capped(response, url, param),
-                                   response.headers.get("Content-Type", "").split(";")[0].strip().lower(),
-                                   response.url)
-        except ApiError:
-            raise
-        except requests.TooManyRedirects:
-            raise bad_request(f"Fetching {_short(url)} failed: too many redirects.", param=param) from None
-        except requests.ConnectionError as exc:
-            if _refused(exc):
-                raise bad_request(f"Refused to fetch {_short(url)}: it points to a private or local address.",
-                                  param=param, code="url_not_allowed") from None
-            raise bad_request(f"Fetching {_short(url)} failed: could not connect.", param=param) from None
-        except requests.Timeout:
-            raise bad_request(f"Fetching {_short(url)} failed: timed out.", param=param) from None
-        except requests.RequestException as exc:
-            raise bad_request(f"Fetching {_short(url)} failed: {exc.__class__.__name__}.", param=param) from None
-
-    def _read_capped(self, response: requests.Response, url: str, param: Optional[str]) -> bytes:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            raise _too_large(url, self.max_bytes, param)
-        chunks, size = [], 0
-        for chunk in response.iter_content(64 * 1024):
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise _too_large(url, self.max_bytes, param)
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def _check_scheme(url: str, param: Optional[str]) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad_request("Only http and https URLs can be fetched.", param=param, code="url_not_allowed")
-
-
-def _refused(exc: BaseException, depth: int = 0) -> bool:
+def is_refused(exc: BaseException, depth: int = 0) -> bool:
     """Whether a RefusedAddress is inside requests' ConnectionError(MaxRetryError(ProtocolError(...)))."""
     if isinstance(exc, RefusedAddress):
         return True
     if depth > 6:
         return False
     inner = [getattr(exc, "reason", None), exc.__cause__, exc.__context__, *exc.args]
-    return any(isinstance(e, BaseException) and _refused(e, depth + 1) for e in inner)
-
-
-def _too_large(url: str, limit: int, param: Optional[str]) -> ApiError:
-    return ApiError(413, f"The file at {_short(url)} is larger than {limit} bytes.", "invalid_request_error",
-                    code="file_too_large", param=param)
-
-
-def _short(url: str) -> str:
-    return url if len(url) <= 80 else url[:77] + "..."
+    return any(isinstance(e, BaseException) and is_refused(e, depth + 1) for e in inner)

@@ -122,6 +122,12 @@ def asset(name: str):
     return Response(data, status=200, content_type=content_type)
 
 
+@files_bp.get("/_emulator/redirect_to")
+def redirect_anywhere():
+    """A redirect to any URL: lets tests check that the proxy re-checks every redirect target."""
+    return redirect(request.args["url"], code=302)
+
+
 @files_bp.get("/_emulator/redirect/<int:hops>/<name>")
 def redirect_to_asset(hops: int, name: str):
     if hops <= 1:
