@@ -12,8 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from .auth.pool import TokenPool, fails_over, no_token_left
 from .auth.tokens import Credentials, TokenResolver
-from .errors import UpstreamError, empty_reply
+from .errors import ApiError, UpstreamError, empty_reply
 from .gpts import GizmoCatalog
 from .limits import RateLimiter
 from .models import ModelRegistry, ModelSpec
@@ -45,7 +46,7 @@ class OpenReply:
 class ChatService:
     def __init__(self, settings: Settings, models: ModelRegistry, tokens: TokenResolver, upstream: UpstreamClient,
                  gpts: GizmoCatalog, files: Optional[InputFiles] = None, metrics=None,
-                 limiter: Optional[RateLimiter] = None) -> None:
+                 limiter: Optional[RateLimiter] = None, pool: Optional[TokenPool] = None) -> None:
         self.settings = settings
         self.models = models
         self.tokens = tokens
@@ -54,6 +55,7 @@ class ChatService:
         self.files = files  # None: image and file inputs are refused with a 400
         self.metrics = metrics
         self.limiter = limiter
+        self.pool = pool if pool is not None else TokenPool([], None)
 
     def resolve_model(self, name: str, credentials: Credentials) -> ModelSpec:
         """A built-in model, else a GPT (whose info may have to be fetched: 404 or 502 if it cannot)."""
@@ -61,7 +63,22 @@ class ChatService:
             return self.gpts.resolve(name, credentials)
         return self.models.resolve(name)
 
-    def open(self, request: ChatRequest, credentials: Credentials) -> OpenReply:
+    def open(self, request: ChatRequest, credentials: Optional[Credentials]) -> OpenReply:
+        """Open the reply with the client's credentials, or (None) with tokens from the pool."""
+        if credentials is not None:
+            return self._open_with(request, credentials)
+        last: Optional[ApiError] = None
+        for entry in self.pool.candidates():
+            try:
+                return self._open_with(request, entry)
+            except ApiError as exc:
+                if not fails_over(exc):
+                    raise
+                self.pool.failed(entry, exc)
+                last = exc
+        raise no_token_left(last)
+
+    def _open_with(self, request: ChatRequest, credentials: Credentials) -> OpenReply:
         model = self.resolve_model(request.model, credentials)
         opened = OpenReply(model, credentials)
         opened.access_token = self.tokens.access_token(credentials)  # bad keys fail here, before any call

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from .auth.pool import ApiKeys, TokenPool, parse_pool
 from .auth.tokens import TokenResolver
 from .chat_service import ChatService
 from .gpts import GizmoCatalog, build_catalog
@@ -26,6 +27,7 @@ class Services:
     tokens: TokenResolver
     chat: ChatService
     metrics: Metrics
+    api_keys: ApiKeys
 
 
 def build_services(settings: Settings, store: Optional[Union[RedisStore, MemoryStore]] = None) -> Services:
@@ -37,5 +39,7 @@ def build_services(settings: Settings, store: Optional[Union[RedisStore, MemoryS
     gpts = build_catalog(settings, store, tokens, upstream, models.names())
     files = InputFiles(settings, upstream, store)
     limiter = RateLimiter(store, settings.rate_limit_per_minute, settings.rate_limit_max_wait)
-    chat = ChatService(settings, models, tokens, upstream, gpts, files=files, metrics=metrics, limiter=limiter)
-    return Services(settings, store, models, gpts, upstream, tokens, chat, metrics)
+    pool = TokenPool(parse_pool(settings.token_pool), store)
+    chat = ChatService(settings, models, tokens, upstream, gpts, files=files, metrics=metrics, limiter=limiter,
+                       pool=pool)
+    return Services(settings, store, models, gpts, upstream, tokens, chat, metrics, ApiKeys(settings.api_keys))

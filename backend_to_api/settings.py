@@ -101,6 +101,11 @@ class Settings:
     rate_limit_per_minute: int = _key("rate_limit_per_minute", 30, min=0)
     # A request over the limit waits up to this long for a slot before it is answered 429.
     rate_limit_max_wait: float = _key("rate_limit_max_wait", 5.0, min=0)
+    # The service's own keys (comma-separated). Set: clients present one of these, and requests are
+    # served with the tokens of token_pool. Empty: the Bearer is the client's own ChatGPT token.
+    api_keys: str = _key("api_keys", "")
+    # Refresh or access tokens (comma-separated; "token:account_id" for a Team account) used with api_keys.
+    token_pool: str = _key("token_pool", "")
     backend_container_url: str = _key("backend_container_url", "")
     backend_container_api_prefix: str = _key("backend_container_api_prefix", "")
     key_for_gpts_info: str = _key("key_for_gpts_info", "")

@@ -87,6 +87,12 @@ class MemoryStore:
     def ping(self) -> bool:
         return True
 
+    def increment(self, key: str) -> int:
+        with self._guard:
+            value, _ = self._values.get(key, (0, None))
+            self._values[key] = (int(value or 0) + 1, None)
+            return self._values[key][0]
+
     def take_slot(self, key: str, limit: int, window: float) -> float:
         """Sliding-window limiter: 0 if a slot was taken now, else seconds until one frees."""
         now = time.monotonic()
@@ -138,6 +144,10 @@ class RedisStore:
         With Redis down every request is let through (the limiter must not become the outage)."""
         result = self._call(self._take_slot, keys=[NAMESPACE + key], args=[window, limit, uuid.uuid4().hex])
         return float(result) if result is not None else 0.0
+
+    def increment(self, key: str) -> int:
+        """A shared counter (0 when Redis is away: rotation then restarts, nothing breaks)."""
+        return int(self._call(self.client.incr, NAMESPACE + key) or 0)
 
     def remaining_ttl(self, key: str) -> Optional[float]:
         millis = self._call(self.client.pttl, NAMESPACE + key)

@@ -6,7 +6,6 @@ from typing import Callable, Iterator
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from ..auth.tokens import parse_bearer
 from ..errors import bad_request
 from ..media import MediaConfig, MediaResolver
 from ..render.chunks import ChunkFactory
@@ -14,7 +13,7 @@ from ..render.stream import ClientGone, ReplyContext, complete_reply, stream_rep
 from ..render.text import ReplyRenderer
 from ..render.usage import count_prompt
 from ..translate.chat_request import parse_chat_request
-from . import services
+from . import client_credentials, services
 from .client_watch import client_gone_probe
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
@@ -32,7 +31,7 @@ def chat_completions() -> Response:
         raise bad_request("The request body must be valid JSON (Content-Type: application/json).")
     chat_request = parse_chat_request(body, max_files=services().settings.max_files_per_request)
     g.model = chat_request.model
-    credentials = parse_bearer(request.headers.get("Authorization"), request.headers.get("ChatGPT-Account-ID"))
+    credentials = client_credentials()
     svc = services()
     opened = svc.chat.open(chat_request, credentials)
     context = _context(opened, chat_request)

@@ -14,7 +14,6 @@ from typing import List, Mapping, Optional
 
 from flask import Blueprint, g, jsonify, request
 
-from ..auth.tokens import parse_bearer
 from ..errors import ApiError, bad_request
 from ..media import FetchedImage, MediaResolver
 from ..render.chunks import ChunkFactory
@@ -22,7 +21,7 @@ from ..render.stream import ReplyContext, complete_reply
 from ..render.text import ReplyRenderer
 from ..sse.events import CodeDelta, Event
 from ..translate.chat_request import ChatMessage, ChatRequest
-from . import services
+from . import client_credentials, services
 from .chat import media_resolver
 from .client_watch import client_gone_probe
 
@@ -85,7 +84,7 @@ def generate_images():
     options = _parse(body)
     g.model = options["model"]
     model = _chat_model(options["model"], services().models)
-    credentials = parse_bearer(request.headers.get("Authorization"), request.headers.get("ChatGPT-Account-ID"))
+    credentials = client_credentials()
     svc = services()
     chat_request = ChatRequest(model, (ChatMessage("user", (_prompt(options, svc.settings),)),),
                                stream=False, include_usage=False)

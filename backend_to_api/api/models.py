@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from ..errors import model_not_found
-from . import services
+from . import require_api_key, services
 
 CREATED = 1700000000  # a fixed date: clients only need an int
 
@@ -30,10 +30,12 @@ def _names() -> list:
 
 
 def list_models():
+    require_api_key()
     return jsonify({"object": "list", "data": [_model(name) for name in _names()]})
 
 
 def get_model(model: str):
+    require_api_key()
     if model not in _names():
         raise model_not_found(model)
     return jsonify(_model(model))

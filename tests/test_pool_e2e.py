@@ -1,0 +1,85 @@
+"""The service's own API keys and its token pool: round-robin, dead and cooling tokens skipped,
+fail-over before the first byte."""
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+import openai
+import pytest
+import requests
+
+from tests.emulator.tokens import mint_access_token
+
+from .conftest import directive
+
+API_KEY = "sk-b2a-" + uuid.uuid4().hex
+
+
+def subject(conversation: dict) -> str:
+    from tests.emulator.tokens import decode_payload
+
+    return decode_payload(conversation["headers"]["Authorization"].split()[1])["sub"]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return ["rt-pool-a-" + uuid.uuid4().hex, "rt-pool-b-" + uuid.uuid4().hex, "rt-pool-c-" + uuid.uuid4().hex]
+
+
+@pytest.fixture(scope="module")
+def pooled(start_proxy, pool):
+    return start_proxy({"API_KEYS": f"sk-other,{API_KEY}", "TOKEN_POOL": ",".join(pool)})
+
+
+def test_wrong_or_missing_key_is_401(pooled, pool):
+    for key in ("sk-wrong", pool[0], ""):
+        with pytest.raises(openai.AuthenticationError):
+            pooled.client(key or "x").chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert requests.get(pooled.url + "/v1/models", timeout=5).status_code == 401
+    assert requests.get(pooled.url + "/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5).ok
+
+
+def test_requests_rotate_through_the_pool(pooled, pool, emulator):
+    client = pooled.client(API_KEY)
+    for _ in range(6):
+        assert client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}]) \
+            .choices[0].message.content == "Echo: hi"
+    used = Counter(subject(c) for c in emulator.conversations()[-6:])
+    assert set(used) == set(pool) and set(used.values()) == {2}
+
+
+def test_fail_over_to_the_next_token_before_the_first_byte(start_proxy, emulator):
+    dead, good = "bad-pool-" + uuid.uuid4().hex, "rt-pool-good-" + uuid.uuid4().hex
+    proxy = start_proxy({"API_KEYS": API_KEY, "TOKEN_POOL": f"{dead},{good}"})
+    for _ in range(3):
+        chunks = list(proxy.client(API_KEY).chat.completions.create(
+            model="gpt-4o", stream=True, messages=[{"role": "user", "content": directive(text="still here")}]))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "still here"
+    # the dead token was tried at most once: its refusal marked it dead for everyone
+    tried_dead = [r for r in emulator.requests("/applelogin") if r["form"].get("refresh_token") == dead]
+    assert len(tried_dead) == 1
+
+
+def test_a_cooling_token_is_skipped(start_proxy, emulator):
+    first, second = "rt-pool-cap-" + uuid.uuid4().hex, "rt-pool-free-" + uuid.uuid4().hex
+    proxy = start_proxy({"API_KEYS": API_KEY, "TOKEN_POOL": f"{first},{second}"})
+    cap = directive(emu="http_error", status=429, body={"detail": {"message": "cap", "code": "model_cap_exceeded",
+                                                                    "clears_in": 600}})
+    # Both tokens answer 429 once (each fails over to the other), then both are cooling for gpt-4o.
+    with pytest.raises(openai.RateLimitError):
+        proxy.client(API_KEY).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": cap}])
+    before = len(emulator.conversations())
+    with pytest.raises(openai.RateLimitError) as info:
+        proxy.client(API_KEY).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert len(emulator.conversations()) == before and info.value.response.headers["Retry-After"]
+    reply = proxy.client(API_KEY).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "Echo: hi"
+
+
+def test_access_tokens_and_team_accounts_in_the_pool(start_proxy, emulator):
+    token = mint_access_token("pool-at-user", 3600)
+    proxy = start_proxy({"API_KEYS": API_KEY, "TOKEN_POOL": f"{token}:acct-pool"})
+    proxy.client(API_KEY).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    last = emulator.conversations()[-1]["headers"]
+    assert last["Authorization"] == f"Bearer {token}" and last.get("Chatgpt-Account-Id") == "acct-pool"
