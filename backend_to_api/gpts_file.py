@@ -3,12 +3,10 @@ master, before the workers monkey-patch the standard library, so nothing here ma
 redis or the app (a pool created before patching is not greenlet-safe)."""
 from __future__ import annotations
 
-import json
-import os
 import re
 from typing import Dict, Sequence
 
-from .settings import ConfigError, Settings
+from .settings import ConfigError, Settings, read_json_object
 
 # What GPT ids look like (g-<id>-<slug>). The id goes into an upstream URL path, fetched with
 # key_for_gpts_info's token: anything else ("../me") must never reach the upstream.
@@ -17,15 +15,7 @@ GIZMO_ID = re.compile(r"g-[A-Za-z0-9_-]{1,200}")
 
 def load_gpts_file(path: str) -> Dict[str, str]:
     """``gpts.json`` -> {model name: gizmo id}. A missing file means no GPTs; a bad one is a ConfigError."""
-    if not os.path.exists(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"GPTs file {path}: not readable JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"GPTs file {path}: the top level must be a JSON object")
+    data = read_json_object(path, "GPTs file")
     names: Dict[str, str] = {}
     for name, entry in data.items():
         gizmo_id = entry.get("id") if isinstance(entry, dict) else None

@@ -159,23 +159,24 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     config_file = environ.get("CONFIG_FILE", "./config.json")
-    raw = _read_json_file(config_file)
+    raw = read_json_object(config_file, "config file")
     raw["CONFIG_FILE"] = config_file
     _merge(raw, _environment_values(Settings, environ, ""))
     _merge(raw, dict(overrides or {}))
     return _build(Settings, raw, "")
 
 
-def _read_json_file(path: str) -> dict:
+def read_json_object(path: str, what: str) -> dict:
+    """A JSON object from ``path`` ({} when the file is absent); anything else is a ConfigError."""
     if not os.path.exists(path):
         return {}
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"config file {path}: not readable JSON ({exc})") from exc
+        raise ConfigError(f"{what} {path}: not readable JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: the top level must be a JSON object")
+        raise ConfigError(f"{what} {path}: the top level must be a JSON object")
     return data
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional, Sequence
 
+from .held_text import release
+
 MARKER = re.compile(r"【(\d{1,6})(?::\d{1,6})?†(?:source|来源)】")
 # Everything a marker can look like before its closing bracket, so a tail matching this is held.
 _PARTIAL = re.compile(r"【(?:\d{1,6}(?::\d{0,6})?(?:†(?:s(?:o(?:u(?:r(?:c(?:e)?)?)?)?)?|来(?:源)?)?)?)?")
@@ -55,22 +57,8 @@ class CitationMachine:
         return self._release(urls, final=True)
 
     def _release(self, urls: Mapping[int, str], final: bool) -> str:
-        out: list[str] = []
-        rest = self._held
-        while rest:
-            start = rest.find(_OPEN)
-            if start < 0:
-                out.append(rest)
-                rest = ""
-                break
-            out.append(rest[:start])
-            rest = rest[start:]
-            consumed = self._marker(rest, urls, final, out)
-            if consumed is None:
-                break  # hold `rest` for more text or a later citation
-            rest = rest[consumed:]
-        self._held = rest
-        return "".join(out)
+        shown, self._held = release(self._held, _OPEN, lambda rest, out: self._marker(rest, urls, final, out))
+        return shown
 
     def _marker(self, rest: str, urls: Mapping[int, str], final: bool, out: list[str]) -> Optional[int]:
         """How many characters of ``rest`` (which starts with 【) were handled; None to hold it."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Optional
 
+from .held_text import release
+
 LINK = re.compile(r"\(sandbox:(/[^)\n]{1,1024})\)")
 _PARTIAL = re.compile(r"\((?:s(?:a(?:n(?:d(?:b(?:o(?:x(?::(?:/[^)\n]{0,1024})?)?)?)?)?)?)?)?)?")
 _OPEN = "("
@@ -31,25 +33,18 @@ class SandboxLinkMachine:
         return self._release(resolve, final=True)
 
     def _release(self, resolve: Resolver, final: bool) -> str:
-        out: list[str] = []
-        rest = self._held
-        while rest:
-            start = rest.find(_OPEN)
-            if start < 0:
-                out.append(rest)
-                rest = ""
-                break
-            out.append(rest[:start])
-            rest = rest[start:]
-            match = LINK.match(rest)
-            if match is not None:
-                url = resolve(match.group(1))
-                out.append(f"({url})" if url else UNAVAILABLE)
-                rest = rest[match.end():]
-            elif not final and _PARTIAL.fullmatch(rest):
-                break
-            else:
-                out.append(_OPEN)
-                rest = rest[len(_OPEN):]
-        self._held = rest
-        return "".join(out)
+        shown, self._held = release(self._held, _OPEN, lambda rest, out: _link(rest, resolve, final, out))
+        return shown
+
+
+def _link(rest: str, resolve: Resolver, final: bool, out: list) -> Optional[int]:
+    """Rewrite a complete ``(sandbox:...)``, hold a tail that may become one, pass any other "("."""
+    match = LINK.match(rest)
+    if match is not None:
+        url = resolve(match.group(1))
+        out.append(f"({url})" if url else UNAVAILABLE)
+        return match.end()
+    if not final and _PARTIAL.fullmatch(rest):
+        return None
+    out.append(_OPEN)
+    return len(_OPEN)

@@ -17,7 +17,7 @@ import requests
 
 from ..errors import ApiError, UpstreamError
 from ..sse.decoder import SSEDecoder, SSEFormatError
-from ..sse.events import ActionConfirmation, Event, StreamEnd, UpstreamFailure
+from ..sse.events import ActionConfirmation, Event, UpstreamFailure
 from ..sse.interpret import ReplyInterpreter
 from .client import wrap_transport_errors
 
