@@ -25,6 +25,9 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     configure_logging(settings)
     services = services or build_services(settings)
     app = Flask(__name__)
+    # "/images//x" would otherwise be answered by werkzeug's HTML 308 redirect; unknown paths are
+    # 404s in OpenAI's shape like everything else.
+    app.url_map.merge_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes  # werkzeug answers 413 beyond it
     app.json.sort_keys = False  # keep OpenAI's field order
     app.json.ensure_ascii = False

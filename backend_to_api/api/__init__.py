@@ -1,17 +1,29 @@
 """HTTP layer: one blueprint per concern; each reads the shared Services from the app."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from flask import current_app, request
 
 from ..auth.tokens import Credentials, parse_bearer
-from ..errors import ApiError
+from ..errors import ApiError, bad_request
 from ..services import Services
 
 
 def services() -> Services:
     return current_app.extensions["backend_to_api"]
+
+
+def json_body() -> Any:
+    """The request's JSON; malformed or absurdly nested JSON is a 400 (werkzeug only turns
+    ValueError into None, and a 1000-deep array raises RecursionError in the decoder)."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        body = None
+    if body is None:
+        raise bad_request("The request body must be valid JSON (Content-Type: application/json).")
+    return body
 
 
 def client_credentials() -> Optional[Credentials]:

@@ -6,14 +6,13 @@ from typing import Callable, Iterator
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from ..errors import bad_request
 from ..media import MediaConfig, MediaResolver
 from ..render.chunks import ChunkFactory
 from ..render.stream import ClientGone, ReplyContext, complete_reply, stream_reply
 from ..render.text import ReplyRenderer
 from ..render.usage import count_prompt
 from ..translate.chat_request import parse_chat_request
-from . import client_credentials, services
+from . import client_credentials, json_body, services
 from .client_watch import client_gone_probe
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
@@ -26,9 +25,7 @@ def chat_blueprint(prefix: str) -> Blueprint:
 
 
 def chat_completions() -> Response:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise bad_request("The request body must be valid JSON (Content-Type: application/json).")
+    body = json_body()
     chat_request = parse_chat_request(body, max_files=services().settings.max_files_per_request)
     g.model = chat_request.model
     credentials = client_credentials()

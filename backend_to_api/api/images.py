@@ -21,7 +21,7 @@ from ..render.stream import ReplyContext, complete_reply
 from ..render.text import ReplyRenderer
 from ..sse.events import CodeDelta, Event
 from ..translate.chat_request import ChatMessage, ChatRequest
-from . import client_credentials, services
+from . import client_credentials, json_body, services
 from .chat import media_resolver
 from .client_watch import client_gone_probe
 
@@ -80,8 +80,7 @@ class ImageTurnRenderer(ReplyRenderer):
 
 
 def generate_images():
-    body = request.get_json(silent=True)
-    options = _parse(body)
+    options = _parse(json_body())
     g.model = options["model"]
     model = _chat_model(options["model"], services().models)
     credentials = client_credentials()

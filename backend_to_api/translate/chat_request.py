@@ -95,7 +95,7 @@ def _parse_message(item: Any, index: int) -> ChatMessage:
     if not isinstance(item, Mapping):
         raise bad_request(f"{param} must be an object.", param=param)
     role = item.get("role")
-    if role not in ROLE_MAP:
+    if not isinstance(role, str) or role not in ROLE_MAP:
         raise bad_request(
             f"{param}.role must be one of {', '.join(ROLE_MAP)}; got {role!r}.", param=f"{param}.role"
         )

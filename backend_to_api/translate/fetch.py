@@ -96,13 +96,20 @@ def fetch_url(session: requests.Session, url: str, limits: FetchLimits) -> Fetch
         response.close()
         if not location:
             raise unfetchable(url, f"HTTP {response.status_code} without a Location")
-        current = urllib.parse.urljoin(current, location)
+        try:
+            current = urllib.parse.urljoin(current, location)
+        except ValueError:
+            raise unfetchable(url, "a redirect pointed to a malformed URL") from None
     raise unfetchable(url, f"more than {limits.max_redirects} redirects")
 
 
 def open_client_url(session: requests.Session, url: str, limits: FetchLimits) -> requests.Response:
     """Open one client-supplied URL (never following redirects itself): the SSRF guard's place."""
-    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme
+    except ValueError:  # e.g. "http://[::1": an unbalanced IPv6 bracket
+        raise unfetchable(url, "the URL is malformed") from None
+    if scheme not in ("http", "https"):
         raise bad_request(f"Refused to fetch {_shown(url)}: only http and https URLs can be fetched.",
                           param="messages", code="url_not_allowed")
     try:
