@@ -7,24 +7,36 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import tempfile
 from typing import Any, Dict, MutableMapping
 
 from .settings import Settings
 
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+OWNED_DIR_VARIABLE = "B2A_OWNED_METRICS_DIR"
 
 
 def prepare_metrics_dir(environ: MutableMapping[str, str]) -> str:
     """Give the workers one shared, empty directory for their metric samples (prometheus_client's
     multiprocess mode reads the variable when it is imported, so this runs in the master first).
     Samples left by an earlier run would be counted again: they are removed."""
-    path = environ.get(METRICS_DIR_VARIABLE) or tempfile.mkdtemp(prefix="b2a-metrics-")
+    path = environ.get(METRICS_DIR_VARIABLE)
+    if not path:
+        path = tempfile.mkdtemp(prefix="b2a-metrics-")
+        environ[OWNED_DIR_VARIABLE] = path  # ours to remove when the master exits
     os.makedirs(path, exist_ok=True)
     for stale in glob.glob(os.path.join(path, "*.db")):
         os.unlink(stale)
     environ[METRICS_DIR_VARIABLE] = path
     return path
+
+
+def on_exit(server: Any) -> None:
+    """gunicorn hook, master only (workers must not remove what the others still write to)."""
+    path = os.environ.get(OWNED_DIR_VARIABLE)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -49,6 +61,7 @@ def gunicorn_options(settings: Settings) -> Dict[str, Any]:
         "loglevel": settings.log_level.lower(),
         "preload_app": False,  # the app must be imported after gevent patches the worker
         "child_exit": child_exit,
+        "on_exit": on_exit,
     }
     if settings.worker_class == "gevent":
         options["worker_connections"] = settings.worker_connections
