@@ -174,3 +174,30 @@ def test_unreachable_upstream_is_502(start_proxy):
     proxy = start_proxy({"UPSTREAM_BASE_URL": f"http://127.0.0.1:{free_port()}"})
     response = ask(proxy, "hi", api_key="eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjk5OTk5OTk5OTl9.sig")
     assert response.status_code == 502 and response.json()["error"]["code"] == "upstream_unreachable"
+
+
+def _sse_body(text: str, done: bool, finish_details: bool) -> str:
+    message = {"id": "m-loose", "author": {"role": "assistant", "name": None, "metadata": {}},
+               "content": {"content_type": "text", "parts": [text]}, "status": "finished_successfully",
+               "end_turn": True, "weight": 1.0, "recipient": "all",
+               "metadata": {"finish_details": {"type": "stop"}} if finish_details else {}}
+    import json as _json
+
+    body = "data: " + _json.dumps({"message": message, "conversation_id": "c-loose", "error": None}) + "\n\n"
+    return body + ("data: [DONE]\n\n" if done else "")
+
+
+@pytest.mark.parametrize("content_type", ["", "text/plain", "text/event-stream"])
+def test_loosely_labelled_streams_are_read(proxy, content_type):
+    body = _sse_body("loose but fine", done=True, finish_details=True)
+    response = ask(proxy, directive(emu="http_error", status=200, body=body, content_type=content_type))
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "loose but fine"
+
+
+def test_a_finished_answer_without_done_or_finish_details_is_complete(proxy):
+    body = _sse_body("ends quietly", done=False, finish_details=False)
+    response = ask(proxy, directive(emu="http_error", status=200, body=body, content_type="text/event-stream"),
+                   stream=True)
+    text = response.content.decode()
+    assert '"content":"ends quietly"' in text and '{"error"' not in text and text.endswith("data: [DONE]\n\n")

@@ -74,6 +74,7 @@ class ReplyRenderer:
         if isinstance(event, TextDelta):
             return self._close_block() + self._assistant.feed(event.text, event.message_id, event.message)
         if isinstance(event, MessageFinished):
+            self._note_final_answer(event)
             return self._assistant.finish_message(event.message_id, event.message)
         if isinstance(event, ImagePointer):
             return self._image(event)
@@ -83,6 +84,14 @@ class ReplyRenderer:
             return self._tool_output(event)
         self._record(event)
         return ""
+
+    def _note_final_answer(self, event: MessageFinished) -> None:
+        """An assistant answer to the user that finished with end_turn: the reply is whole even if
+        the body then ends without [DONE] or finish_details (some mirrors send neither)."""
+        message = event.message
+        if (event.role == "assistant" and message.get("recipient") in (None, "all")
+                and message.get("end_turn") is not False):
+            self.state.finish_seen = True
 
     def _record(self, event: Event) -> None:
         state = self.state

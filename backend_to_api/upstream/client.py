@@ -62,7 +62,7 @@ class UpstreamClient:
             )
         if response.status_code != 200:
             raise self._failure(response)
-        if "text/event-stream" not in response.headers.get("Content-Type", ""):
+        if _is_document(response.headers.get("Content-Type", "")):
             raise self._not_a_stream(response)
         return response
 
@@ -98,6 +98,14 @@ class UpstreamClient:
         message = upstream_message(_short_body(response), content_type)
         return UpstreamError(502, f"The upstream answered with {content_type or 'no content type'} instead of "
                                   f"an event stream: {message}", 200, code="upstream_not_a_stream")
+
+
+def _is_document(content_type: str) -> bool:
+    """A JSON or HTML answer with status 200 is not a reply stream (a JSON error, a websocket
+    hand-off, a login page). Anything else, a missing Content-Type included, is read as SSE: some
+    mirrors label their streams loosely."""
+    kind = content_type.split(";")[0].strip().lower()
+    return kind in ("application/json", "text/html") or kind.endswith("+json")
 
 
 def _short_body(response: requests.Response) -> str:
