@@ -39,15 +39,14 @@ class RateLimiter:
     def acquire(self, token_key: str, model_slug: str) -> None:
         """Take a slot for one upstream call with this token, or raise 429."""
         name = fingerprint(token_key)
-        cooling = self.store.remaining_ttl(f"cool:{name}:{model_slug}")
-        if cooling:
-            raise rate_limited(f"The upstream limit for {model_slug} on this account clears in "
-                               f"{math.ceil(cooling)} s.", cooling, "model_cap_exceeded")
-        if self.per_minute <= 0:
-            return
         deadline = time.monotonic() + self.max_wait
         while True:
-            wait = self.store.take_slot(f"rate:{name}", self.per_minute, self.window)
+            # One store round trip: the (token, model) cool-down, then a slot of the window.
+            wait, cooling = self.store.take_slot(f"rate:{name}", self.per_minute, self.window,
+                                                 blocker=f"cool:{name}:{model_slug}")
+            if cooling:
+                raise rate_limited(f"The upstream limit for {model_slug} on this account clears in "
+                                   f"{math.ceil(cooling)} s.", cooling, "model_cap_exceeded")
             if wait <= 0:
                 return
             if time.monotonic() + wait > deadline:

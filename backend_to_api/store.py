@@ -93,8 +93,17 @@ class MemoryStore:
             self._values[key] = (int(value or 0) + 1, None)
             return self._values[key][0]
 
-    def take_slot(self, key: str, limit: int, window: float) -> float:
-        """Sliding-window limiter: 0 if a slot was taken now, else seconds until one frees."""
+    def take_slot(self, key: str, limit: int, window: float, blocker: Optional[str] = None) -> Tuple[float, float]:
+        """Sliding-window limiter: (0, 0) if a slot was taken now, (seconds until one frees, 0)
+        otherwise, or (0, ttl) when ``blocker`` (a cool-down key) is set: then nothing is taken."""
+        cooling = self.remaining_ttl(blocker) if blocker else None
+        if cooling:
+            return 0.0, cooling
+        if limit <= 0:
+            return 0.0, 0.0
+        return self._take(key, limit, window), 0.0
+
+    def _take(self, key: str, limit: int, window: float) -> float:
         now = time.monotonic()
         with self._guard:
             stamps = [t for t in self._slots.get(key, []) if t > now - window]
@@ -112,8 +121,14 @@ class MemoryStore:
         return expires - time.monotonic()
 
 
-# One atomic step on the shared clock (Redis TIME), so every worker and instance counts the same window.
+# One atomic step on the shared clock (Redis TIME), so every worker and instance counts the same
+# window; the cool-down key is checked in the same round trip (this runs before every upstream call).
 _TAKE_SLOT = """
+if ARGV[4] ~= '' then
+  local cooling = redis.call('PTTL', ARGV[4])
+  if cooling > 0 then return {'0', tostring(cooling / 1000)} end
+end
+if tonumber(ARGV[2]) <= 0 then return {'0', '0'} end
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local window = tonumber(ARGV[1])
@@ -122,10 +137,10 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
-  return '0'
+  return {'0', '0'}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - now)
+return {tostring(tonumber(oldest[2]) + window - now), '0'}
 """
 
 
@@ -139,11 +154,16 @@ class RedisStore:
         self._last_warning = 0.0
         self._take_slot = client.register_script(_TAKE_SLOT)
 
-    def take_slot(self, key: str, limit: int, window: float) -> float:
-        """Sliding-window limiter shared by all workers: 0 if a slot was taken, else seconds to wait.
-        With Redis down every request is let through (the limiter must not become the outage)."""
-        result = self._call(self._take_slot, keys=[NAMESPACE + key], args=[window, limit, uuid.uuid4().hex])
-        return float(result) if result is not None else 0.0
+    def take_slot(self, key: str, limit: int, window: float, blocker: Optional[str] = None) -> Tuple[float, float]:
+        """Sliding-window limiter shared by all workers; see MemoryStore.take_slot. With Redis down
+        every request is let through (the limiter must not become the outage)."""
+        blocker_key = NAMESPACE + blocker if blocker else ""
+        result = self._call(self._take_slot, keys=[NAMESPACE + key],
+                            args=[window, limit, uuid.uuid4().hex, blocker_key])
+        if not result:
+            return 0.0, 0.0
+        wait, cooling = (float(item) for item in result)
+        return wait, cooling
 
     def increment(self, key: str) -> int:
         """A shared counter (0 when Redis is away: rotation then restarts, nothing breaks)."""

