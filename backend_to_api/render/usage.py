@@ -7,6 +7,7 @@ TIKTOKEN_CACHE_DIR there (tiktoken's documented cache setting) makes the normal 
 """
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from functools import lru_cache
@@ -33,7 +34,19 @@ _load_lock = threading.Lock()
 def encoding(name: str) -> tiktoken.Encoding:
     with _load_lock:
         os.environ["TIKTOKEN_CACHE_DIR"] = ENCODINGS_DIR
-        return tiktoken.get_encoding(name)
+        loaded = tiktoken.get_encoding(name)
+    _drop_python_ranks(loaded)
+    return loaded
+
+
+def _drop_python_ranks(loaded: tiktoken.Encoding) -> None:
+    """Counting needs only the Rust tokenizer; the Python copy of the ranks (o200k: 200k entries,
+    ~28 MB in every worker) serves tiktoken's byte-level helpers, which we never call. Memory per
+    worker is one of the service's targets (issue #4), so that copy goes. A tiktoken that stops
+    keeping it there costs nothing: the attribute is simply absent."""
+    if hasattr(loaded, "_mergeable_ranks"):
+        del loaded._mergeable_ranks
+        gc.collect()
 
 
 def count_text(text: str, encoding_name: str) -> int:
