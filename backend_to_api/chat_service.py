@@ -79,9 +79,15 @@ class ChatService:
         raise no_token_left(last)
 
     def _open_with(self, request: ChatRequest, credentials: Credentials) -> OpenReply:
+        # The caller's key is checked first: a GPT lookup spends key_for_gpts_info's token, which
+        # a caller with no valid key must not be able to make us do. (Unknown built-in names still
+        # answer 404 first: models.resolve costs nothing.)
+        if not self.gpts.is_gpt(request.model):
+            self.models.resolve(request.model)
+        access_token = self.tokens.access_token(credentials)  # bad keys fail here, before any call
         model = self.resolve_model(request.model, credentials)
         opened = OpenReply(model, credentials)
-        opened.access_token = self.tokens.access_token(credentials)  # bad keys fail here, before any call
+        opened.access_token = access_token
         if self.limiter is not None:
             self.limiter.acquire(_limit_key(credentials), model.slug)
         payload = self._payload(request, opened)

@@ -44,4 +44,12 @@ class RedactingFilter(logging.Filter):
         cleaned = scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            # A traceback's frames and exception text may quote a token too: format it now, scrubbed.
+            record.exc_text = scrub(_FORMATTER.formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = scrub(record.exc_text)
         return True
+
+
+_FORMATTER = logging.Formatter()

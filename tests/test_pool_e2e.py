@@ -83,3 +83,11 @@ def test_access_tokens_and_team_accounts_in_the_pool(start_proxy, emulator):
     proxy.client(API_KEY).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     last = emulator.conversations()[-1]["headers"]
     assert last["Authorization"] == f"Bearer {token}" and last.get("Chatgpt-Account-Id") == "acct-pool"
+
+
+def test_a_pool_of_dead_tokens_is_503_never_401(start_proxy):
+    proxy = start_proxy({"API_KEYS": API_KEY, "TOKEN_POOL": f"bad-a-{uuid.uuid4().hex},bad-b-{uuid.uuid4().hex}"})
+    response = requests.post(proxy.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {API_KEY}"},
+                             json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    # the client's key is fine: a 401 would make one-api disable the channel
+    assert response.status_code == 503 and response.json()["error"]["code"] == "pool_exhausted"

@@ -31,8 +31,12 @@ def chat_completions() -> Response:
     credentials = client_credentials()
     svc = services()
     opened = svc.chat.open(chat_request, credentials)
-    context = _context(opened, chat_request)
-    finish = _finisher(svc, opened, context)
+    try:
+        context = _context(opened, chat_request)
+    except BaseException:
+        opened.reply.close()  # never leave a pump reading a reply nobody will take
+        raise
+    finish = finisher(svc, opened, context)
     if not chat_request.stream:
         try:
             completion = complete_reply(opened, context, deadline=g.timing.started + svc.settings.non_stream_deadline)
@@ -51,7 +55,7 @@ def _context(opened, chat_request) -> ReplyContext:
     return ReplyContext(
         factory=ChunkFactory(chat_request.model),
         renderer=ReplyRenderer(settings.bot_mode, media_resolver(opened)),
-        prompt_tokens=count_prompt(chat_request.messages, encoding),
+        prompt_tokens=lambda: count_prompt(chat_request.messages, encoding),
         encoding=encoding,
         keep_alive_interval=settings.keep_alive_interval,
         client_gone=client_gone_probe(request.environ),
@@ -87,7 +91,7 @@ def _guarded_stream(opened, context: ReplyContext, timing, finish: Callable[[], 
         finish()
 
 
-def _finisher(svc, opened, context: ReplyContext) -> Callable[[], None]:
+def finisher(svc, opened, context: ReplyContext) -> Callable[[], None]:
     def finish() -> None:
         opened.reply.close()
         svc.metrics.upstream_duration.observe(time.monotonic() - opened.started)

@@ -22,7 +22,7 @@ from ..render.text import ReplyRenderer
 from ..sse.events import CodeDelta, Event
 from ..translate.chat_request import ChatMessage, ChatRequest
 from . import client_credentials, json_body, services
-from .chat import media_resolver
+from .chat import finisher, media_resolver
 from .client_watch import client_gone_probe
 
 SIZES = ("256x256", "512x512", "1024x1024", "1792x1024", "1024x1792")
@@ -88,17 +88,20 @@ def generate_images():
     chat_request = ChatRequest(model, (ChatMessage("user", (_prompt(options, svc.settings),)),),
                                stream=False, include_usage=False)
     opened = svc.chat.open(chat_request, credentials)
-    media = CollectingMedia(media_resolver(opened), keep_bytes=options["response_format"] == "b64_json")
-    renderer = ImageTurnRenderer(svc.settings.bot_mode, media)
-    # Images are what this endpoint is for: render them whatever bot mode says about chat output.
-    renderer.force_images()
-    context = ReplyContext(ChunkFactory(options["model"]), renderer, 0, opened.model.family.tokenizer,
-                           svc.settings.keep_alive_interval, client_gone_probe(request.environ))
+    context = None
     try:
-        completion = complete_reply(opened, context)
+        media = CollectingMedia(media_resolver(opened), keep_bytes=options["response_format"] == "b64_json")
+        renderer = ImageTurnRenderer(svc.settings.bot_mode, media)
+        # Images are what this endpoint is for: render them whatever bot mode says about chat output.
+        renderer.force_images()
+        context = ReplyContext(ChunkFactory(options["model"]), renderer, lambda: 0, opened.model.family.tokenizer,
+                               svc.settings.keep_alive_interval, client_gone_probe(request.environ))
+        completion = complete_reply(opened, context, deadline=g.timing.started + svc.settings.non_stream_deadline)
     finally:
-        opened.reply.close()
-        svc.chat.hide_later(opened, renderer.state.conversation_id)
+        if context is not None:
+            finisher(svc, opened, context)()
+        else:
+            opened.reply.close()
     reply = completion["choices"][0]["message"]["content"]
     return jsonify(_answer(media.images, options, renderer.revised_prompt(options["prompt"]), reply))
 

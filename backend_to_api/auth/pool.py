@@ -81,7 +81,9 @@ def fails_over(error: ApiError) -> bool:
 
 
 def no_token_left(last: Optional[ApiError]) -> ApiError:
-    if last is not None:
+    # A pool token's 401/403 says nothing about the client's key: answering it would make one-api
+    # disable a channel whose key is fine.
+    if last is not None and last.status not in (401, 403):
         return last
     return ApiError(503, "No upstream token in the pool is usable right now.", "upstream_error",
                     code="pool_exhausted", headers={"Retry-After": "60"})

@@ -4,6 +4,7 @@ Both read the same events through the same ReplyRenderer, so they can never disa
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from itertools import chain
@@ -15,6 +16,8 @@ from ..upstream.reply import WAITING
 from .chunks import DONE, KEEP_ALIVE, ChunkFactory
 from .text import ReplyRenderer
 from .usage import usage
+
+log = logging.getLogger(__name__)
 
 TICK = 0.5  # how often a silent stream checks whether its client is still there
 
@@ -29,7 +32,7 @@ class ReplyContext:
 
     factory: ChunkFactory
     renderer: ReplyRenderer
-    prompt_tokens: int
+    prompt_tokens: Callable[[], int]  # counted only when usage is reported (it can be a big prompt)
     encoding: str
     keep_alive_interval: float
     client_gone: Callable[[], bool]
@@ -93,6 +96,11 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
                 break
     except ApiError as exc:
         error = exc
+    except ClientGone:
+        raise
+    except Exception:  # a bug must still end the stream with an error frame, finish and [DONE]
+        log.exception("rendering the reply failed")
+        error = UpstreamError(502, "Rendering the reply failed.", code="internal_error")
     yield from _stream_tail(context, error)
 
 
@@ -118,7 +126,7 @@ def _stream_tail(context: ReplyContext, error: Optional[ApiError]) -> Iterator[b
     state = renderer.state
     yield factory.finish(state.finish_reason)
     if context.include_usage:
-        yield factory.usage(usage(context.prompt_tokens, state.text, context.encoding))
+        yield factory.usage(usage(context.prompt_tokens(), state.text, context.encoding))
     yield DONE
 
 
@@ -148,5 +156,5 @@ def complete_reply(opened, context: ReplyContext, deadline: Optional[float] = No
     text = renderer.state.text
     if not text:
         raise empty_reply()
-    completion = context.factory.completion(text, renderer.state.finish_reason, usage(context.prompt_tokens, text, context.encoding))
+    completion = context.factory.completion(text, renderer.state.finish_reason, usage(context.prompt_tokens(), text, context.encoding))
     return context.factory.with_reasoning(completion, renderer.state.reasoning_text)

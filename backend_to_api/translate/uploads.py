@@ -117,7 +117,7 @@ class AccountFiles:
         return file_id
 
     def _key(self, digest: str) -> str:
-        return f"b2a:file:{self.account}:{digest}"
+        return f"file:{self.account}:{digest}"  # the store adds its own namespace
 
 
 def account_fingerprint(access_token: str, account_id: Optional[str], key: str) -> str:

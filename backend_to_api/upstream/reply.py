@@ -104,11 +104,13 @@ class ReplyStream:
     def _run(self) -> None:
         interpreter = ReplyInterpreter()
         try:
+            if self._closed.is_set():
+                return  # the client left before the call was even made
             self._own(self._open_response())
             while not self._closed.is_set():  # closed while a call was being made: stop
                 confirmation = self._read(self._response, interpreter)
-                if confirmation is None or self._follow_up is None:
-                    return
+                if confirmation is None or self._follow_up is None or self._closed.is_set():
+                    return  # no follow-up conversation for a client that has gone
                 self._follow_ups_left -= 1
                 self._own(None)
                 self._own(self._follow_up(confirmation))

@@ -1,0 +1,36 @@
+"""The log filter scrubs tokens from messages and from tracebacks."""
+from __future__ import annotations
+
+import logging
+
+from backend_to_api.redact import RedactingFilter, mask
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4eHh4eHh4eHgifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
+REFRESH = "rt_" + "A1b2C3d4" * 6
+
+
+def record(message: str, *args, exc: BaseException = None) -> logging.LogRecord:
+    exc_info = (type(exc), exc, exc.__traceback__) if exc else None
+    return logging.LogRecord("t", logging.ERROR, __file__, 1, message, args, exc_info)
+
+
+def formatted(rec: logging.LogRecord) -> str:
+    RedactingFilter().filter(rec)
+    return logging.Formatter().format(rec)
+
+
+def test_messages_and_arguments_are_scrubbed():
+    text = formatted(record("calling with %s and Bearer %s refresh_token=%s", JWT, REFRESH, REFRESH))
+    assert JWT not in text and REFRESH not in text and "[redacted]" in text
+
+
+def test_tracebacks_are_scrubbed():
+    try:
+        raise ValueError(f"upstream said no to {JWT} / {REFRESH}")
+    except ValueError as exc:
+        text = formatted(record("failed", exc=exc))
+    assert "Traceback" in text and JWT not in text and REFRESH not in text
+
+
+def test_mask_keeps_only_the_ends():
+    assert mask(REFRESH) == REFRESH[:4] + "..." + REFRESH[-4:] and mask("short") == "***"
