@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Optional
@@ -39,6 +40,7 @@ class MediaConfig:
     use_upstream_urls: bool = False
     max_bytes: int = 32 * 1024 * 1024
     read_timeout: float = 60.0
+    total_timeout: float = 120.0  # one download in all: a trickling server must not hold the stream
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ class MediaResolver:
             with self.upstream.session.get(url, stream=True, timeout=timeout) as response:
                 if response.status_code != 200:
                     raise DownloadFailed(f"download answered {response.status_code}")
-                return _read_capped(response.iter_content(_CHUNK), self.config.max_bytes)
+                deadline = time.monotonic() + self.config.total_timeout
+                return _read_capped(response.iter_content(_CHUNK), self.config.max_bytes, deadline)
 
     def _save(self, directory: str, route: str, name: str, data: bytes) -> str:
         try:
@@ -127,12 +130,14 @@ class MediaResolver:
         return f"{self.config.public_url.rstrip('/')}/{route}/{name}"
 
 
-def _read_capped(chunks, max_bytes: int) -> bytes:
+def _read_capped(chunks, max_bytes: int, deadline: float) -> bytes:
     data = bytearray()
     for chunk in chunks:
         data += chunk
         if len(data) > max_bytes:
             raise DownloadFailed(f"larger than {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise DownloadFailed("the download took too long")
     return bytes(data)
 
 

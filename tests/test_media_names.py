@@ -36,3 +36,18 @@ def test_write_atomically_leaves_no_partial_file(tmp_path):
     write_atomically(str(tmp_path / "d"), "a.bin", b"123")
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["a.bin"]
     assert (tmp_path / "d" / "a.bin").read_bytes() == b"123"
+
+
+def test_a_download_that_trickles_past_its_deadline_fails():
+    import time
+
+    from backend_to_api.media import _read_capped
+
+    def trickle():
+        for _ in range(5):
+            time.sleep(0.05)
+            yield b"x"
+
+    with pytest.raises(DownloadFailed):
+        _read_capped(trickle(), max_bytes=100, deadline=time.monotonic() + 0.1)
+    assert _read_capped(iter([b"ab", b"c"]), max_bytes=100, deadline=time.monotonic() + 5) == b"abc"
