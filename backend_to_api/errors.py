@@ -10,6 +10,7 @@ for a key that is really dead.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Optional
 
 
@@ -42,6 +43,16 @@ class UpstreamError(ApiError):
         kwargs.setdefault("type_", "upstream_error")
         super().__init__(status, message, **kwargs)
         self.upstream_status = upstream_status
+
+
+def retry_headers(seconds: float) -> dict:
+    """Retry-After, plus x-should-retry: false when the wait is long: the openai SDKs retry 429s at
+    once otherwise, and every retry here is a real web conversation spent for nothing."""
+    retry_after = max(1, math.ceil(seconds))
+    headers = {"Retry-After": str(retry_after)}
+    if retry_after > 60:
+        headers["x-should-retry"] = "false"
+    return headers
 
 
 def bad_request(message: str, param: Optional[str] = None, code: Optional[str] = None) -> ApiError:

@@ -13,7 +13,7 @@ import math
 import time
 from typing import Optional
 
-from .errors import ApiError
+from .errors import ApiError, retry_headers
 from .redact import fingerprint
 
 log = logging.getLogger(__name__)
@@ -22,11 +22,7 @@ WINDOW = 60.0
 
 
 def rate_limited(message: str, seconds: float, code: str) -> ApiError:
-    retry_after = max(1, math.ceil(seconds))
-    headers = {"Retry-After": str(retry_after)}
-    if retry_after > 60:
-        headers["x-should-retry"] = "false"
-    return ApiError(429, message, "rate_limit_exceeded", code=code, headers=headers)
+    return ApiError(429, message, "rate_limit_exceeded", code=code, headers=retry_headers(seconds))
 
 
 class RateLimiter:

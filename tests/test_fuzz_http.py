@@ -263,6 +263,10 @@ class Generator:
             for path in ("/v1/chat/completions", "/v1/images/generations"):
                 cases.append(Case(f"body {raw!r}", "POST", path,
                                   {"Authorization": f"Bearer {self.key()}", "Content-Type": "application/json"}, raw))
+        valid = _json({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+        for header in ({}, {"Authorization": "Basic eA=="}, {"Authorization": "Bearer "}):  # always some 401s
+            cases.append(Case(f"auth {header!r}", "POST", "/v1/chat/completions",
+                              {"Content-Type": "application/json", **header}, valid))
         return cases
 
     def case(self) -> Case:

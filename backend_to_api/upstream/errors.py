@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Optional
 
-from ..errors import UpstreamError
+from ..errors import UpstreamError, retry_headers
 
 NO_RETRY = {"x-should-retry": "false"}
 
@@ -83,8 +83,6 @@ def map_upstream_status(status: int, body: str, headers: Mapping[str, str]) -> U
 
 def _rate_limited(body: str, headers: Mapping[str, str], message: str) -> UpstreamError:
     seconds = retry_after_seconds(body, headers)
-    extra = {"Retry-After": str(seconds)} if seconds else {}
-    if seconds and seconds > 60:
-        extra.update(NO_RETRY)  # a model cap clears in hours: an SDK retry now only fails again
+    extra = retry_headers(seconds) if seconds else {}
     return UpstreamError(429, f"Upstream rate limit: {message}", 429, type_="rate_limit_exceeded",
                          code=error_code(body) or "rate_limit_exceeded", headers=extra)
