@@ -60,7 +60,8 @@ class MediaResolver:
                  account_id: Optional[str] = None) -> None:
         self.upstream = upstream
         self.config = config
-        self._headers = upstream.headers(access_token, account_id)
+        self._access_token = access_token
+        self._account_id = account_id
 
     def image_url(self, file_id: str) -> Optional[str]:
         """The URL to show for an upstream image file id, or None when it cannot be had."""
@@ -98,9 +99,7 @@ class MediaResolver:
             return None
 
     def _download_url(self, path: str) -> str:
-        with wrap_transport_errors("file download link"):
-            response = self.upstream.session.get(
-                self.upstream.root + path, headers=self._headers, timeout=self.upstream.timeout)
+        response = self.upstream.get(path, "file download link", self._access_token, self._account_id)
         try:
             body = response.json() if response.status_code == 200 else None
         except ValueError:
