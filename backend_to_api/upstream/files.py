@@ -77,11 +77,10 @@ class FileUploader:
 
     def _post_json(self, path: str, body: dict, access_token: str, account_id: Optional[str],
                    what: str) -> requests.Response:
-        with wrap_transport_errors(what):
-            # stream=True: on failure _failure reads the (capped) error body itself
-            return self.client.session.post(f"{self.client.root}{path}", json=body,
-                                            headers=self.client.headers(access_token, account_id),
-                                            timeout=self.client.timeout, stream=True)
+        # stream=True: on failure _failure reads the (capped) error body itself
+        return self.client.post(f"{self.client.root}{path}", what, json=body,
+                                headers=self.client.headers(access_token, account_id),
+                                timeout=self.client.timeout, stream=True)
 
 
 def upload_failed(detail: str) -> UpstreamError:
