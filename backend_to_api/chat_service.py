@@ -91,7 +91,8 @@ class ChatService:
         if self.limiter is not None:
             self.limiter.acquire(_limit_key(credentials), model.slug)
         payload = self._payload(request, opened)
-        opened.reply = ReplyStream(lambda: self._post(payload, opened), self._action_follow_up(opened))
+        opened.reply = ReplyStream(lambda: self._post(payload, opened), self._action_follow_up(opened),
+                                   read_timeout=self.settings.upstream_read_timeout)
         try:
             self._await_first_event(opened)
         except BaseException:

@@ -32,6 +32,17 @@ def prepare_metrics_dir(environ: MutableMapping[str, str]) -> str:
     return path
 
 
+def prefer_ares_resolver(environ: MutableMapping[str, str]) -> None:
+    """Name lookups in gevent workers through c-ares (bundled with gevent), unless GEVENT_RESOLVER
+    says otherwise. gevent's default hands every lookup, even of "127.0.0.1", to a thread pool:
+    ~0.5 ms of CPU per new upstream or Redis connection under load, ~10% of a burst of new streams."""
+    try:
+        import gevent.resolver.ares  # noqa: F401  (absent from some source builds of gevent)
+    except ImportError:
+        return
+    environ.setdefault("GEVENT_RESOLVER", "ares")
+
+
 def on_exit(server: Any) -> None:
     """gunicorn hook, master only (workers must not remove what the others still write to)."""
     path = os.environ.get(OWNED_DIR_VARIABLE)

@@ -251,6 +251,9 @@ def redis_client(settings: RedisSettings) -> redis.Redis:
         health_check_interval=30,
         max_connections=settings.pool_size,
         timeout=settings.pool_timeout,
+        # No CLIENT SETINFO on connect: it costs a round trip, and redis-py looks its own version up
+        # in the package metadata (a disk read) for every new connection.
+        driver_info=None,
     )
     return redis.Redis(connection_pool=pool)
 

@@ -34,7 +34,7 @@ def chat_completions() -> Response:
     try:
         context = _context(opened, chat_request)
     except BaseException:
-        opened.reply.close()  # never leave a pump reading a reply nobody will take
+        opened.reply.close()  # never leave an upstream call open that nobody will read
         raise
     finish = finisher(svc, opened, context)
     if not chat_request.stream:

@@ -7,10 +7,11 @@ lines with a 64 KiB limit, so large deltas are split across chunks.
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Iterator, Optional
+
+from .. import jsonbytes
 
 KEEP_ALIVE = b": keep-alive\n\n"
 DONE = b"data: [DONE]\n\n"
@@ -18,7 +19,7 @@ MAX_DELTA_CHARS = 8 * 1024  # <= 32 KiB of UTF-8 even for 4-byte characters, far
 
 
 def sse(payload: dict) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n\n"
+    return b"data: " + jsonbytes.dumps(payload) + b"\n\n"
 
 
 class ChunkFactory:

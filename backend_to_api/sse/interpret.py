@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Optional
 
+import orjson
+
 from backend_to_api.sse.decoder import ServerSentEvent
 from backend_to_api.sse.events import (
     ActionConfirmation,
@@ -218,6 +220,10 @@ class ReplyInterpreter:
 
 def _parse_json(data: str) -> Any:
     try:
+        return orjson.loads(data)  # every upstream event is parsed here: ~3x faster than json
+    except orjson.JSONDecodeError:
+        pass
+    try:  # what orjson refuses but json reads: lone surrogate escapes, NaN, nesting over 1024
         return json.loads(data)
     except (ValueError, RecursionError):  # bare timestamps, truncated frames, absurd nesting
         return _NOT_JSON

@@ -6,12 +6,30 @@ here is a real web conversation, so we say "don't" where a retry can only burn q
 """
 from __future__ import annotations
 
+import http.client
 import json
-from typing import Any, Mapping, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Optional
 
-from ..errors import UpstreamError, retry_headers
+import requests
+import urllib3
+
+from ..errors import UpstreamError, retry_headers, upstream_timeout, upstream_unreachable
 
 NO_RETRY = {"x-should-retry": "false"}
+
+
+@contextmanager
+def wrap_transport_errors(what: str) -> Iterator[None]:
+    """requests' and urllib3's exceptions -> UpstreamError (504 on timeouts, 502 otherwise)."""
+    try:
+        yield
+    except urllib3.exceptions.NewConnectionError as exc:  # urllib3 makes it a kind of ConnectTimeoutError
+        raise upstream_unreachable(f"{what}: {exc.__class__.__name__}") from exc
+    except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+        raise upstream_timeout(what) from exc
+    except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        raise upstream_unreachable(f"{what}: {exc.__class__.__name__}") from exc
 
 
 def upstream_message(body: str, content_type: str = "") -> str:

@@ -1,33 +1,30 @@
 """An open upstream reply as a stream of typed events that can be waited on with a timeout.
 
-The body is read by one pump (a greenlet under gevent workers, a thread under gthread), which runs
-the SSE decoder and the interpreter and queues typed events. The request side waits on the queue
-with a short timeout, so it can send keep-alives while the upstream is silent and notice a client
-that went away; closing the reply closes the upstream socket, which ends the pump at once.
+The request that streams the reply reads it itself: ``next_events(timeout)`` reads the upstream
+socket with that timeout, runs the SSE decoder and the interpreter, and returns typed events, or
+WAITING when the upstream was silent, so the caller can send keep-alives and notice a client that
+went away between reads. Only the call itself (the POST until the headers come) runs on a thread
+of its own (``PendingCall``). One reader, so nothing is shared with another thread while reading.
 """
 from __future__ import annotations
 
 import logging
-import queue
-import socket
-import threading
+import time
 from typing import Callable, Iterator, List, Optional, Union
 
-import requests
-
-from ..errors import ApiError, UpstreamError
+from ..errors import ApiError, UpstreamError, upstream_timeout
 from ..sse.decoder import SSEDecoder, SSEFormatError
 from ..sse.events import ActionConfirmation, Event, UpstreamFailure
 from ..sse.interpret import ReplyInterpreter
-from .client import wrap_transport_errors
+from .body import UpstreamBody
+from .pending_call import PendingCall
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 64 * 1024
 MAX_FOLLOW_UPS = 3  # a GPT that keeps asking to confirm must not loop forever
-_END = object()
+DEFAULT_READ_TIMEOUT = 300.0
 
-FollowUp = Callable[[ActionConfirmation], requests.Response]
+FollowUp = Callable[[ActionConfirmation], UpstreamBody]
 
 
 class Waiting:
@@ -38,43 +35,43 @@ WAITING = Waiting()
 
 
 class ReplyStream:
-    """``open_response`` makes the upstream call; it runs on the pump too, so the request side can
-    answer headers by its deadline even when the upstream is slow to answer at all.
+    """``open_response`` makes the upstream call (on its own thread: the request can answer headers
+    by its deadline even when the upstream is slow to answer at all). A silence longer than
+    ``read_timeout`` once the body has started is a 504.
 
     ``follow_up`` (GPT replies only) answers an action's confirmation request: the body is read up to
     that request and the follow-up's body continues the same reply, as the web page does on "Always allow".
     """
 
-    def __init__(self, open_response: Callable[[], requests.Response], follow_up: Optional[FollowUp] = None) -> None:
-        self._open_response = open_response
+    def __init__(self, open_response: Callable[[], UpstreamBody], follow_up: Optional[FollowUp] = None,
+                 read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
         self._follow_up = follow_up
         self._follow_ups_left = MAX_FOLLOW_UPS if follow_up is not None else 0
-        self._response: Optional[requests.Response] = None
-        # Only the pump closes (and so releases to the pool) the response; close() from the request
-        # side just wakes the pump. The lock makes "the pump still owns it" and the wake-up atomic, so
-        # a connection is never released twice nor shut down after another request got it.
-        self._owner = threading.Lock()
-        self._queue: "queue.Queue[object]" = queue.Queue()
-        self._closed = threading.Event()
-        self._pump = threading.Thread(target=self._run, name="upstream-pump", daemon=True)
-        self._pump.start()
+        self._read_timeout = read_timeout
+        self._interpreter = ReplyInterpreter()
+        self._call: Optional[PendingCall] = PendingCall(open_response)
+        self._body: Optional[UpstreamBody] = None
+        self._decoder = SSEDecoder()
+        self._last_data = time.monotonic()
+        self._ended = False
 
     def next_events(self, timeout: float) -> Union[List[Event], Waiting, None]:
         """Events that arrived, WAITING on timeout, None once the body has ended.
 
-        Raises ApiError (mostly UpstreamError) when the call or reading the body failed (timeout, reset, bad framing).
+        Raises ApiError (mostly UpstreamError) when the call or reading the body failed (timeout, reset,
+        bad framing); the reply is then ended.
         """
-        try:
-            item = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return WAITING
-        if item is _END:
-            self._queue.put(_END)  # stay ended for later calls
+        if self._ended:
             return None
-        if isinstance(item, ApiError):
-            self._queue.put(_END)
-            raise item
-        return item  # type: ignore[return-value]
+        try:
+            return self._next(time.monotonic() + timeout)
+        except ApiError:
+            self.close()
+            raise
+        except Exception:  # a bug must end this reply with an error, never hang it
+            log.exception("reading the upstream reply failed")
+            self.close()
+            raise UpstreamError(502, "Reading the upstream reply failed.", code="upstream_error")
 
     def events(self, timeout: float) -> Iterator[Union[Event, Waiting]]:
         while True:
@@ -87,99 +84,79 @@ class ReplyStream:
             yield from batch  # type: ignore[misc]
 
     def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        with self._owner:
-            if self._response is not None:
-                _wake_reader(self._response)
+        """Stop: an answer still coming is closed when it comes; a body read to its end gives its
+        connection back to the pool."""
+        self._ended = True
+        call, self._call = self._call, None
+        if call is not None:
+            call.abandon()
+        body, self._body = self._body, None
+        if body is not None:
+            body.close()
 
-    def _own(self, response: Optional[requests.Response]) -> None:
-        """Make ``response`` the one being read (None: none), closing the previous one."""
-        with self._owner:
-            previous, self._response = self._response, response
-        if previous is not None:
-            previous.close()
+    def _next(self, deadline: float) -> Union[List[Event], Waiting, None]:
+        while not self._ended:
+            remaining = deadline - time.monotonic()
+            if self._body is None and not self._answered(max(remaining, 0.0)):
+                return WAITING
+            data = self._body.read(max(remaining, 0.0))
+            if data is None:
+                self._check_silence()
+                return WAITING
+            events = self._events(data)
+            if events:
+                return events
+            if remaining <= 0:
+                return WAITING
+        return None
 
-    def _run(self) -> None:
-        interpreter = ReplyInterpreter()
+    def _answered(self, timeout: float) -> bool:
+        """Wait for the call's headers; False if they are not there yet."""
+        body = self._call.wait(timeout)
+        if body is None:
+            return False
+        self._call, self._body = None, body
+        self._decoder = SSEDecoder()
+        self._last_data = time.monotonic()
+        return True
+
+    def _check_silence(self) -> None:
+        if time.monotonic() - self._last_data > self._read_timeout:
+            raise upstream_timeout("reading the reply")
+
+    def _events(self, data: bytes) -> List[Event]:
+        """Typed events of one read (b"": the end of this body)."""
+        self._last_data = time.monotonic()
         try:
-            if self._closed.is_set():
-                return  # the client left before the call was even made
-            self._own(self._open_response())
-            while not self._closed.is_set():  # closed while a call was being made: stop
-                confirmation = self._read(self._response, interpreter)
-                if confirmation is None or self._follow_up is None or self._closed.is_set():
-                    return  # no follow-up conversation for a client that has gone
-                self._follow_ups_left -= 1
-                self._own(None)
-                self._own(self._follow_up(confirmation))
-        except ApiError as exc:  # upstream failures, and a refresh refused after an upstream 401
-            if not self._closed.is_set():
-                self._queue.put(exc)
+            sse_events = self._decoder.feed(data) if data else self._decoder.finish()
         except SSEFormatError as exc:
-            self._queue.put([UpstreamFailure(f"the upstream stream was malformed: {exc}", "bad_stream")])
-        except Exception:  # a bug must end this reply with an error, never hang it
-            if not self._closed.is_set():  # after close() the reader is expected to fail
-                log.exception("reading the upstream reply failed")
-                self._queue.put(UpstreamError(502, "Reading the upstream reply failed.", code="upstream_error"))
-        finally:
-            self._own(None)
-            self._queue.put(_END)
+            self.close()
+            return [UpstreamFailure(f"the upstream stream was malformed: {exc}", "bad_stream")]
+        events, confirmation = self._interpret(sse_events)
+        if confirmation is not None:
+            self._continue_with_follow_up(confirmation)
+        elif not data:
+            self.close()
+        return events
 
-    def _read(self, response: requests.Response, interpreter: ReplyInterpreter) -> Optional[ActionConfirmation]:
-        """Pump one body; returns early with an action confirmation that a follow-up will answer."""
-        decoder = SSEDecoder()
-        for chunk in _body_chunks(response):
-            confirmation = self._deliver(interpreter, decoder.feed(chunk))
-            if confirmation is not None:
-                return confirmation
-        return self._deliver(interpreter, decoder.finish())
-
-    def _deliver(self, interpreter: ReplyInterpreter, sse_events: list) -> Optional[ActionConfirmation]:
+    def _interpret(self, sse_events: list) -> tuple:
         events: List[Event] = []
-        confirmation: Optional[ActionConfirmation] = None
         for sse in sse_events:
-            events.extend(interpreter.feed(sse))
+            events.extend(self._interpreter.feed(sse))
             confirmation = self._answerable(events)
             if confirmation is not None:
-                break  # the rest of this body ([DONE]) is replaced by the follow-up's
-        if events:
-            self._queue.put(events)
-        return confirmation
+                return events, confirmation  # the rest of this body ([DONE]) is replaced by the follow-up's
+        return events, None
+
+    def _continue_with_follow_up(self, confirmation: ActionConfirmation) -> None:
+        self._follow_ups_left -= 1
+        body, self._body = self._body, None
+        if body is not None:
+            body.close()
+        follow_up = self._follow_up
+        self._call = PendingCall(lambda: follow_up(confirmation))
 
     def _answerable(self, events: List[Event]) -> Optional[ActionConfirmation]:
         if self._follow_ups_left <= 0:
             return None
         return next((event for event in events if isinstance(event, ActionConfirmation)), None)
-
-
-def _wake_reader(response: requests.Response) -> None:
-    """Make a read the pump may be blocked in return now. Closing the response from here would race
-    the pump (under gevent: "reentrant call" in the buffered reader; under threads: the connection
-    released to the pool twice); shutting the socket down ends the read, and the pump, which owns
-    the response, closes it. A half-read connection is closed, never reused."""
-    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def _body_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The body as it arrives: read1 returns whatever one chunk / one recv gave, without waiting
-    for a full buffer (a plain read(n) would hold back a slow stream until n bytes came)."""
-    raw = response.raw
-    while True:
-        try:
-            with wrap_transport_errors("reading the reply"):
-                chunk = raw.read1(READ_SIZE, decode_content=True)
-        except UpstreamError as exc:
-            if exc.status == 504:
-                raise
-            raise UpstreamError(502, "The upstream connection broke in the middle of the reply.",
-                                code="upstream_disconnected") from exc
-        if not chunk:
-            return
-        yield chunk

@@ -1,0 +1,252 @@
+"""Reading an upstream reply body: chunked framing decoded by us, connections reused only when clean.
+
+The unit half feeds ChunkedDecoder every split of real chunked bodies; the HTTP half runs
+UpstreamBody over a real socket server (written here, threads and raw bytes, so every framing
+case, including the broken ones, can be sent exactly).
+"""
+import gzip
+import socket
+import threading
+import time
+
+import pytest
+import urllib3
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backend_to_api.errors import UpstreamError
+from backend_to_api.upstream.body import UpstreamBody
+from backend_to_api.upstream.chunked import ChunkedDecoder, ChunkedFormatError
+
+
+def chunked(pieces, extension=b"", trailers=b"", upper=False):
+    out = b""
+    for piece in pieces:
+        size = b"%x" % len(piece)
+        out += (size.upper() if upper else size) + extension + b"\r\n" + piece + b"\r\n"
+    return out + b"0" + extension + b"\r\n" + trailers + b"\r\n"
+
+
+def decode_in_steps(body, cuts):
+    decoder, out, start = ChunkedDecoder(), b"", 0
+    for cut in sorted(set(cuts)) + [len(body)]:
+        out += decoder.feed(body[start:cut])
+        start = cut
+    return decoder, out
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.binary(min_size=1, max_size=300), max_size=8),
+       extension=st.sampled_from([b"", b";name=value", b" ; a=\"b\""]),
+       trailers=st.sampled_from([b"", b"X-Check: 1\r\n", b"A: 1\r\nB: 2\r\n"]),
+       upper=st.booleans(), data=st.data())
+def test_any_split_of_a_chunked_body_decodes_to_its_payload(pieces, extension, trailers, upper, data):
+    body = chunked(pieces, extension, trailers, upper)
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=12))
+    decoder, out = decode_in_steps(body, cuts)
+    assert out == b"".join(pieces) and decoder.done
+
+
+def test_every_single_byte_split_of_a_reply():
+    body = chunked([b"data: {\"a\": \"\xe4\xbd\xa0\xe5\xa5\xbd\"}\n\n", b"\r\n\r\n", b"data: [DONE]\n\n"])
+    decoder, out = decode_in_steps(body, range(len(body)))
+    assert out == b"data: {\"a\": \"\xe4\xbd\xa0\xe5\xa5\xbd\"}\n\n\r\n\r\ndata: [DONE]\n\n" and decoder.done
+
+
+def test_an_unfinished_body_is_not_done():
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"5\r\nhel") == b"hel"
+    assert decoder.feed(b"lo\r\n") == b"lo"
+    assert not decoder.done
+    assert decoder.feed(b"0\r\n") == b"" and not decoder.done  # trailer section still open
+    decoder.feed(b"\r\n")
+    assert decoder.done
+
+
+@pytest.mark.parametrize("body", [
+    b"0x5\r\nhello\r\n0\r\n\r\n",    # int(..., 16) would take these three
+    b"1_0\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n",
+    b"+5\r\nhello\r\n0\r\n\r\n",
+    b"zz\r\n",
+    b"\r\n",                          # an empty size line
+    b"3\r\nhello\r\n",                # data longer than its size
+    b"1" * 20 + b"\r\n",              # a size no 64-bit length holds
+    b"5" + b" " * 9000,               # a size line that never ends
+])
+def test_bad_framing_raises(body):
+    with pytest.raises(ChunkedFormatError):
+        ChunkedDecoder().feed(body)
+
+
+# --- over real HTTP -------------------------------------------------------------------------------
+
+class RawServer:
+    """Answers each request on a connection with the next canned response; counts connections."""
+
+    def __init__(self, responses):
+        self.responses = list(responses)
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            buffer = b""
+            while self.responses:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                respond = self.responses.pop(0)
+                if respond(conn) == "close":
+                    return
+
+    def close(self):
+        self.listener.close()
+
+
+def send(*parts, pause=0.0, then=None):
+    def respond(conn):
+        for part in parts:
+            conn.sendall(part)
+            time.sleep(pause)
+        return then
+    return respond
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
+EVENTS = [b"data: {\"n\": 1}\n\n", b"data: \xf0\x9f\x8c\x8d\n\n", b"data: [DONE]\n\n"]
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(*responses):
+        server = RawServer(responses)
+        servers.append(server)
+        pool = urllib3.HTTPConnectionPool("127.0.0.1", server.port, maxsize=4, retries=False,
+                                          timeout=urllib3.Timeout(connect=2, read=2))
+        return server, pool
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def open_body(pool):
+    response = pool.urlopen("POST", "/c", body=b"{}", preload_content=False, decode_content=False,
+                            retries=False, headers={"Content-Type": "application/json"})
+    return UpstreamBody(response)
+
+
+def read_all(body, timeout=2.0):
+    out = b""
+    try:
+        while True:
+            data = body.read(timeout)
+            assert data is not None, "a read timed out"
+            if not data:
+                return out
+            out += data
+    finally:
+        body.close()
+
+
+def test_a_cleanly_read_reply_gives_its_connection_back(serve):
+    body = chunked(EVENTS)
+    server, pool = serve(send(CHUNKED + body[:7], body[7:30], body[30:], pause=0.05), send(CHUNKED + body))
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert server.connections == 1
+
+
+def test_a_reply_cut_mid_chunk_is_an_upstream_disconnect_and_not_reused(serve):
+    body = chunked(EVENTS)
+    server, pool = serve(send(CHUNKED + body[:20], then="close"), send(CHUNKED + body))
+    reply = open_body(pool)
+    with pytest.raises(UpstreamError) as failure:
+        read_all(reply)
+    assert failure.value.status == 502 and failure.value.code == "upstream_disconnected"
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert server.connections == 2
+
+
+def test_bad_chunk_framing_is_a_bad_stream(serve):
+    _, pool = serve(send(CHUNKED + b"zz\r\nhello\r\n0\r\n\r\n"))
+    with pytest.raises(UpstreamError) as failure:
+        read_all(open_body(pool))
+    assert failure.value.code == "bad_stream"
+
+
+def test_content_length_and_close_delimited_bodies(serve):
+    payload = b"".join(EVENTS)
+    sized = HEAD + b"Content-Length: %d\r\n\r\n" % len(payload) + payload
+    unsized = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n" + payload
+    server, pool = serve(send(sized), send(sized), send(unsized, then="close"))
+    assert read_all(open_body(pool)) == payload
+    assert read_all(open_body(pool)) == payload
+    assert read_all(open_body(pool)) == payload
+    assert server.connections == 1
+
+
+def test_a_compressed_reply_is_decoded(serve):
+    packed = gzip.compress(b"".join(EVENTS))
+    head = CHUNKED.replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n")
+    _, pool = serve(send(head + chunked([packed[:10], packed[10:]])))
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+
+
+def test_a_silent_upstream_times_a_read_out_and_the_body_goes_on(serve):
+    first, rest = chunked([b"data: 1\n\n"])[:14], chunked([b"data: 1\n\n", b"data: 2\n\n"])[14:]
+    server, pool = serve(send(CHUNKED + first, rest, pause=0.8))
+    reply = open_body(pool)
+    started = time.monotonic()
+    assert reply.read(0.3) == b"data: 1\n\n"  # it came with the headers: no wait for the socket
+    assert time.monotonic() - started < 0.2
+    assert reply.read(0.3) is None            # then 0.8 s of silence
+    assert read_all(reply) == b"data: 2\n\n"
+    assert server.connections == 1
+
+
+def test_a_half_read_body_closes_its_connection(serve):
+    body = chunked(EVENTS)
+    server, pool = serve(send(CHUNKED + body[:25], body[25:], pause=0.5), send(CHUNKED + body))
+    reply = open_body(pool)
+    assert reply.read(2) == EVENTS[0]
+    reply.close()
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert server.connections == 2
+
+
+def test_bytes_after_the_end_keep_the_connection_from_reuse(serve):
+    server, pool = serve(send(CHUNKED + chunked(EVENTS) + b"junk"), send(CHUNKED + chunked(EVENTS)))
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert server.connections == 2
+
+
+def test_an_unknown_content_encoding_is_refused(serve):
+    head = CHUNKED.replace(b"\r\n\r\n", b"\r\nContent-Encoding: br\r\n\r\n")
+    _, pool = serve(send(head + chunked(EVENTS)))
+    with pytest.raises(UpstreamError) as failure:
+        read_all(open_body(pool))
+    assert failure.value.code == "bad_stream"
