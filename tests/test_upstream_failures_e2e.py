@@ -170,6 +170,16 @@ def test_upstream_timeout_is_504(start_proxy):
     assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
 
 
+def test_an_upstream_silent_mid_stream_ends_the_stream_with_a_timeout(start_proxy):
+    proxy = start_proxy({"UPSTREAM_READ_TIMEOUT": "1.5", "KEEP_ALIVE_INTERVAL": "0.5"})
+    # One event, then 4 s without a byte (no pings either): the read timeout is 1.5 s.
+    response = ask(proxy, directive(text="abcdef", chunk=3, interval=4), stream=True)
+    body = response.content.decode()
+    assert response.status_code == 200 and '"content":"abc"' in body
+    assert '"code":"upstream_timeout"' in body and body.endswith("data: [DONE]\n\n")
+    assert '"content":"def"' not in body
+
+
 def test_unreachable_upstream_is_502(start_proxy):
     from .conftest import free_port
 

@@ -55,14 +55,24 @@ class SSEDecoder:
             chunk = chunk[1:]
         self._after_cr = chunk.endswith(b"\r")
         events: list[ServerSentEvent] = []
-        # bytes.splitlines splits on exactly \n, \r\n and \r (unlike str.splitlines, which also
-        # splits on U+2028, U+0085, ... that are legal inside an event's data).
-        for piece in chunk.splitlines(keepends=True):
-            line = piece.rstrip(b"\r\n")
-            if len(line) == len(piece):  # only the last piece can lack a line end
-                self._keep_partial(line)
-            else:
-                self._end_line(line, events)
+        if b"\r" in chunk:
+            # bytes.splitlines splits on exactly \n, \r\n and \r (unlike str.splitlines, which also
+            # splits on U+2028, U+0085, ... that are legal inside an event's data).
+            pieces = chunk.splitlines(keepends=True)
+            for piece in pieces:
+                line = piece.rstrip(b"\r\n")
+                if len(line) == len(piece):  # only the last piece can lack a line end
+                    self._keep_partial(line)
+                else:
+                    self._end_line(line, events)
+            return events
+        # The usual case, LF only: one split, and the last piece is what follows the last line end.
+        lines = chunk.split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            self._end_line(line, events)
+        if rest:
+            self._keep_partial(rest)
         return events
 
     def finish(self) -> list[ServerSentEvent]:
@@ -114,6 +124,9 @@ class SSEDecoder:
         return text
 
     def _process_line(self, line: str) -> Optional[ServerSentEvent]:
+        if line.startswith("data: "):  # nearly every line: skip the general field parsing
+            self._data.append(line[6:])
+            return None
         if not line:
             return self._dispatch()
         if line.startswith(":"):
