@@ -36,8 +36,10 @@ samples) and their ratio: ~1.0 means the cost per event does not grow with the t
 --wait-quiet S waits (at most S seconds) for an idle machine first; --keep-logs DIR keeps the
 proxy's and the emulator's output.
 
-The load generator is one process of gevent greenlets (monkey-patched http.client), not OS
-threads, so it holds thousands of streams; `ulimit -n` is raised to the hard limit. Every wait
+The load generator is one process of gevent greenlets, not OS threads, so it holds thousands of
+streams; `ulimit -n` is raised to the hard limit. It reads replies straight off the socket (Reply:
+chunked framing checked as strictly as http.client does, at a fraction of its CPU), because the
+emulator and the load generator share the CPUs with the proxy they measure. Every wait
 is bounded (socket timeouts, a per-request gevent.Timeout, a per-phase join timeout), and every
 subprocess is stopped on exit, Ctrl-C or an exception.
 """
@@ -53,15 +55,17 @@ import os  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from typing import Callable, Dict, List, Optional  # noqa: E402
+from typing import Callable, Dict, Iterable, Iterator, List, Optional  # noqa: E402
 
 import gevent  # noqa: E402
+import orjson  # noqa: E402
 import requests  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,6 +78,7 @@ HOST = "127.0.0.1"
 MODEL = "gpt-4o"
 API_KEY = "rt-bench-streams"      # not a JWT: the proxy exchanges it at the emulator's /applelogin
 SOCKET_TIMEOUT = 60.0             # per recv/connect
+RECV_SIZE = 65536
 REQUEST_TIMEOUT = 180.0           # a whole request, start to end
 FRAMES_PER_REPLY_EXTRA = 9        # emulator frames besides the text events (for the estimate only)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -300,26 +305,127 @@ def direct_body(content: str) -> bytes:
                        "model": MODEL}).encode()
 
 
-def post(port: int, path: str, body: bytes, headers: Dict[str, str]):
-    connection = http.client.HTTPConnection(HOST, port, timeout=SOCKET_TIMEOUT)
-    connection.request("POST", path, body=body,
-                       headers={"Content-Type": "application/json", "Connection": "close", **headers})
-    return connection, connection.getresponse()
+class Reply:
+    """An HTTP/1.1 response read straight off the (gevent) socket: status and headers, then the
+    body as it arrives.
+
+    http.client costs several Python calls per chunk (a readline, a read, a read of the CRLF, each
+    through socket.makefile) and a resolver round trip through gevent's thread pool per connection;
+    this load generator reads ~30,000 chunks per phase, on the CPUs of the proxy it measures. The
+    chunked framing is still checked: a body that ends before its last chunk raises
+    IncompleteRead, as in http.client, and a bad size line or a chunk without its CRLF is an error.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buf, self._pos = b"", 0  # bytes received, and how many of them are consumed
+        status_line, *lines = self._until(b"\r\n\r\n").decode("latin-1").split("\r\n")
+        self.status = int(status_line.split()[1])
+        self.headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            self.headers[name.strip().lower()] = value.strip()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def pieces(self) -> Iterator[bytes]:
+        """The body: chunk by chunk, or as received when it is not chunked."""
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            return self._chunks()
+        if "content-length" in self.headers:
+            return iter((self._take(int(self.headers["content-length"])),))
+        return self._to_eof()
+
+    def read(self, limit: Optional[int] = None) -> bytes:
+        """The whole body, or its first `limit` bytes."""
+        parts, size = [], 0
+        for piece in self.pieces():
+            parts.append(piece)
+            size += len(piece)
+            if limit is not None and size >= limit:
+                break
+        return b"".join(parts)[:limit]
+
+    def _chunks(self) -> Iterator[bytes]:
+        # Up to the last chunk, of size 0; nothing here sends trailers, and the connection closes.
+        while size := self._chunk_size():
+            chunk = self._take(size + 2)
+            if chunk[-2:] != b"\r\n":
+                raise http.client.HTTPException("chunk not followed by CRLF")
+            yield chunk[:-2]
+
+    def _chunk_size(self) -> int:
+        line = self._until(b"\r\n")
+        try:
+            size = int(line.split(b";", 1)[0], 16)
+        except ValueError:
+            size = -1
+        if size < 0:
+            raise http.client.HTTPException(f"bad chunk size line {line[:40]!r}")
+        return size
+
+    def _to_eof(self) -> Iterator[bytes]:
+        if self._pos < len(self._buf):
+            yield self._buf[self._pos:]
+        while data := self.sock.recv(RECV_SIZE):
+            yield data
+
+    def _until(self, end: bytes) -> bytes:
+        """The bytes up to `end`, consumed with it."""
+        while (found := self._buf.find(end, self._pos)) < 0:
+            self._fill()
+        line, self._pos = self._buf[self._pos:found], found + len(end)
+        return line
+
+    def _take(self, size: int) -> bytes:
+        while len(self._buf) - self._pos < size:
+            self._fill()
+        data, self._pos = self._buf[self._pos:self._pos + size], self._pos + size
+        return data
+
+    def _fill(self) -> None:
+        data = self.sock.recv(RECV_SIZE)
+        if not data:
+            raise http.client.IncompleteRead(self._buf[self._pos:])
+        # Only the unconsumed rest is copied: at most one chunk that arrives in several reads.
+        self._buf, self._pos = self._buf[self._pos:] + data, 0
 
 
-def sse_data(response) -> "iter":
-    """The data payloads (bytes) of the SSE body as they arrive; ends at EOF."""
-    buffer = b""
-    while True:
-        chunk = response.read1(65536)
-        if not chunk:
-            return
-        buffer += chunk
-        *events, buffer = buffer.split(b"\n\n")
-        for event in events:
-            for line in event.split(b"\n"):
-                if line.startswith(b"data: "):
-                    yield line[6:]
+def post(port: int, path: str, body: bytes, headers: Dict[str, str]) -> Reply:
+    """POST `body`; the Reply once its headers are in. The headers are http.client's."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(SOCKET_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.connect((HOST, port))  # a numeric address: no resolver
+        fields = {"Host": f"{HOST}:{port}", "Accept-Encoding": "identity", "Content-Length": len(body),
+                  "Content-Type": "application/json", "Connection": "close", **headers}
+        head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+        sock.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode("latin-1") + body)
+        return Reply(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def sse_data(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The data payloads (bytes) of an SSE body given as the pieces it arrives in, each event's once
+    its blank line has arrived. Linear in the body: a piece is usually whole events (one chunk per
+    event); otherwise its bytes wait in `pending` and are searched only once."""
+    pending = bytearray()  # the start of an event whose blank line has not come yet
+    for piece in pieces:
+        if pending or not piece.endswith(b"\n\n"):
+            searched = max(len(pending) - 1, 0)  # the blank line may straddle the two pieces
+            pending += piece
+            cut = pending.rfind(b"\n\n", searched)
+            if cut < 0:
+                continue
+            piece = bytes(pending[:cut + 2])
+            del pending[:cut + 2]
+        for line in piece.split(b"\n"):
+            if line.startswith(b"data: "):
+                yield line[6:]
 
 
 @dataclass
@@ -375,11 +481,11 @@ def read_proxy_sse(response, result: Result, activity: Activity, started: float,
     """Collect the deltas of an OpenAI SSE body; note the first token, error frames and `marks`."""
     reply, size, pending = ProxyReply(), 0, list(marks)
     try:
-        for data in sse_data(response):
+        for data in sse_data(response.pieces()):
             if data == b"[DONE]":
                 reply.done = True
                 continue
-            payload = json.loads(data)
+            payload = orjson.loads(data)
             if "error" in payload:
                 result.error = "error frame: " + json.dumps(payload["error"])[:120]
             for choice in payload.get("choices") or ():
@@ -417,9 +523,9 @@ def judge_proxy_reply(reply: ProxyReply, expected: str) -> str:
 def proxy_stream(port: int, content: str, expected: str, activity: Activity,
                  marks: tuple = ()) -> Result:
     def job(result: Result, started: float) -> None:
-        connection, response = post(port, "/v1/chat/completions", proxy_body(content, True),
-                                    {"Authorization": f"Bearer {API_KEY}"})
-        with contextlib.closing(connection):
+        response = post(port, "/v1/chat/completions", proxy_body(content, True),
+                        {"Authorization": f"Bearer {API_KEY}"})
+        with contextlib.closing(response):
             if response.status != 200:
                 result.error = f"HTTP {response.status}: {response.read(200)!r}"
                 return
@@ -432,19 +538,19 @@ def proxy_stream(port: int, content: str, expected: str, activity: Activity,
 
 def direct_stream(port: int, token: str, content: str, expected: str, activity: Activity) -> Result:
     def job(result: Result, started: float) -> None:
-        connection, response = post(port, "/backend-api/conversation", direct_body(content),
-                                    {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"})
-        with contextlib.closing(connection):
+        response = post(port, "/backend-api/conversation", direct_body(content),
+                        {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"})
+        with contextlib.closing(response):
             if response.status != 200:
                 result.error = f"HTTP {response.status}: {response.read(200)!r}"
                 return
             text, done = "", False
             try:
-                for data in sse_data(response):
+                for data in sse_data(response.pieces()):
                     if data == b"[DONE]":
                         done = True
                     elif data.startswith(b'{"message"') and b'"assistant"' in data:
-                        message = json.loads(data)["message"]
+                        message = orjson.loads(data)["message"]
                         parts = message["content"].get("parts") or [""]
                         if parts[0] and result.ttft is None:
                             result.ttft = time.monotonic() - started
@@ -464,14 +570,14 @@ def direct_stream(port: int, token: str, content: str, expected: str, activity: 
 
 def proxy_complete(port: int, content: str, expected: str) -> Result:
     def job(result: Result, started: float) -> None:
-        connection, response = post(port, "/v1/chat/completions", proxy_body(content, False),
-                                    {"Authorization": f"Bearer {API_KEY}"})
-        with contextlib.closing(connection):
+        response = post(port, "/v1/chat/completions", proxy_body(content, False),
+                        {"Authorization": f"Bearer {API_KEY}"})
+        with contextlib.closing(response):
             raw = response.read()
             if response.status != 200:
                 result.error = f"HTTP {response.status}: {raw[:200]!r}"
                 return
-            got = json.loads(raw)["choices"][0]["message"]["content"]
+            got = orjson.loads(raw)["choices"][0]["message"]["content"]
             result.ttft = time.monotonic() - started
             result.error = "" if got == expected else f"content differs: {len(got)} vs {len(expected)} chars"
             result.ok = not result.error

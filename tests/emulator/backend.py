@@ -84,7 +84,9 @@ def _reply(ctx: ReplyContext, scenario) -> Response:
                                  account_id=g.account_id)
     body = ReplyStream(scenario(ctx), encoder_for(directive.encoding, ctx.conversation_id),
                        directive, record)
-    return Response(body, status=200, headers=SSE_HEADERS)
+    # direct_passthrough: the server iterates (and closes) the body itself, without werkzeug's two
+    # wrapping generators per chunk; the body yields bytes already.
+    return Response(body, status=200, headers=SSE_HEADERS, direct_passthrough=True)
 
 
 def _http_error(directive: Directive) -> Response:

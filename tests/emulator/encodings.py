@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from .steps import DataFrame, MessageUpdate, RawFrame, StreamComplete
 from .wire import data_line
 
@@ -27,18 +29,18 @@ class CumulativeEncoder:
         return []
 
     def encode(self, step: Any) -> list[Frame]:
+        if isinstance(step, MessageUpdate):  # the commonest step first
+            return self._message(step)
         if isinstance(step, RawFrame):
             return [step.lines]
         if isinstance(step, DataFrame):
             return [(data_line(step.payload),)]
-        if isinstance(step, MessageUpdate):
-            return self._message(step.document)
         if isinstance(step, StreamComplete):
             return self._complete()
         raise TypeError(f"not an encodable step: {step!r}")
 
-    def _message(self, document: dict) -> list[Frame]:
-        return [(data_line(document),)]
+    def _message(self, update: MessageUpdate) -> list[Frame]:
+        return [("data: " + update.json,)]  # what data_line(document) would give
 
     def _complete(self) -> list[Frame]:
         return []
@@ -56,7 +58,9 @@ class DeltaV1Encoder(CumulativeEncoder):
     def preamble(self) -> list[Frame]:
         return [("event: delta_encoding", 'data: "v1"')]
 
-    def _message(self, document: dict) -> list[Frame]:
+    def _message(self, update: MessageUpdate) -> list[Frame]:
+        # orjson parses the JSON text to the same values as json.loads, in a third of the time.
+        document = orjson.loads(update.json)
         message_id = document["message"]["id"]
         previous = self._sent.get(message_id)
         self._sent[message_id] = document

@@ -64,11 +64,12 @@ def preamble(ctx: ReplyContext) -> Steps:
 
 
 def grow(ctx: ReplyContext, message: LiveMessage, prefixes: list[str]) -> Steps:
+    set_text = message.text_run()  # nothing else changes the message until this loop ends
     for prefix in prefixes:
         if ctx.text_events and ctx.directive.interval > 0:
             yield Pause(ctx.directive.interval)
         ctx.text_events += 1
-        yield message.set_text(prefix)
+        yield set_text(prefix)
 
 
 def answer(ctx: ReplyContext, text: str, end_turn: bool = True) -> Steps:

@@ -23,11 +23,13 @@ class DataFrame:
 
 @dataclass(frozen=True)
 class MessageUpdate:
-    """The whole cumulative event for one message as it now stands.
+    """The whole cumulative event for one message as it now stands, as its JSON text.
 
+    The text is the snapshot: taking it costs one serialization, which the cumulative encoding
+    sends as it is; only the v1 encoding, which diffs documents, parses it back.
     `carries_text` marks the updates that add text, the ones `after_chunks` and `interval` count.
     """
-    document: dict
+    json: str
     carries_text: bool = False
 
 

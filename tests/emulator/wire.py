@@ -7,12 +7,16 @@ client's decoder sees multi-byte characters split across reads.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Any
+
+
+# What json.dumps(value, ensure_ascii=False) builds anew on every call, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def to_json(value: Any) -> str:
     """JSON as the real upstream writes it: raw UTF-8, default separators, keys in order."""
-    return json.dumps(value, ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def data_line(value: Any) -> str:
@@ -24,10 +28,9 @@ def render_frame(lines: tuple[str, ...], crlf: bool) -> bytes:
     return (newline.join(lines) + newline + newline).encode("utf-8")
 
 
-def pieces(raw: bytes, size: int) -> Iterator[bytes]:
-    """`raw` in pieces of `size` bytes (whole when size <= 0)."""
+def pieces(raw: bytes, size: int) -> tuple[bytes, ...]:
+    """`raw` in pieces of `size` bytes (whole when size <= 0). A tuple, not a generator: this runs
+    for every event, and most often returns just one piece."""
     if size <= 0:
-        yield raw
-        return
-    for start in range(0, len(raw), size):
-        yield raw[start:start + size]
+        return (raw,)
+    return tuple(raw[start:start + size] for start in range(0, len(raw), size))
