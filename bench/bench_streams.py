@@ -71,6 +71,7 @@ import requests  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.load_probes import ProbeReport, ProbeRun  # noqa: E402
 from tests.conftest import Emulator, Proxy, RedisServer, wait_until  # noqa: E402
 from tests.emulator.tokens import mint_access_token  # noqa: E402
 
@@ -243,7 +244,7 @@ def proxy_env(args: argparse.Namespace) -> Dict[str, str]:
         "NEED_LOG_TO_FILE": "false",
         # the production defaults of config.json (the harness shortens these for its tests)
         "KEEP_ALIVE_INTERVAL": "5",
-        "FIRST_EVENT_TIMEOUT": "30",
+        "FIRST_EVENT_TIMEOUT": "5",
     }
 
 
@@ -604,11 +605,12 @@ class Phase:
     seconds: float = 0.0     # how long the phase ran
 
 
-def run_concurrently(count: int, job: Callable[[int], Result], timeout: float) -> tuple:
-    """`count` jobs at once; returns their results (a job still running at `timeout` fails) and the
-    wall time from the start to the last end."""
+def run_concurrently(count: int, job: Callable[[int], Result], timeout: float, ramp: float = 0.0) -> tuple:
+    """`count` jobs, all at once or (`ramp` > 0) started evenly over `ramp` seconds; returns their
+    results (a job still running at `timeout` fails) and the wall time from the start to the last end."""
     started = time.monotonic()
-    greenlets = [gevent.spawn(job, index) for index in range(count)]
+    greenlets = [gevent.spawn_later(ramp * index / count, job, index) if ramp > 0 else gevent.spawn(job, index)
+                 for index in range(count)]
     gevent.joinall(greenlets, timeout=timeout)
     results = []
     for greenlet in greenlets:
@@ -622,7 +624,7 @@ def run_concurrently(count: int, job: Callable[[int], Result], timeout: float) -
 
 
 def measured_phase(name: str, env: "Bench", count: int, job: Callable[[int], Result],
-                   activity: Activity, period: float = 0.2) -> tuple:
+                   activity: Activity, period: float = 0.2, ramp: float = 0.0) -> tuple:
     """Run a phase with CPU and RSS measured around it; returns (Phase, Sampler)."""
     env.emulator.reset()
     emulator_tree = ProcTree(env.emulator.process.pid)
@@ -630,7 +632,7 @@ def measured_phase(name: str, env: "Bench", count: int, job: Callable[[int], Res
     redis0, tasks0, irq0 = env.redis_tree.cpu(), machine_busy("tasks"), machine_busy("irq")
     started = time.monotonic()
     with Sampler(env.proxy_tree, period) as sampler:
-        results, wall = run_concurrently(count, job, env.args.phase_timeout)
+        results, wall = run_concurrently(count, job, env.args.phase_timeout, ramp)
     workers1 = env.proxy_tree.cpu_by_child()
     proxy_cpu = sampler.samples[-1][1] - sampler.samples[0][1]
     emulator_cpu, loadgen_cpu = emulator_tree.cpu() - emu0, own_cpu() - own0
@@ -685,17 +687,20 @@ def direct_phase(env: Bench) -> Phase:
         content, text = short_case(env.args, index)
         return direct_stream(env.emulator.port, env.token, content, text, activity)
 
-    return measured_phase("direct", env, env.args.streams, job, activity)[0]
+    return measured_phase("direct", env, env.args.streams, job, activity, ramp=env.args.ramp)[0]
 
 
-def proxy_phase(env: Bench) -> Phase:
+def proxy_phase(env: Bench) -> tuple:
+    """The streams through the proxy, with the keep-alive and disconnect probes beside them."""
     activity = Activity()
 
     def job(index: int) -> Result:
         content, text = short_case(env.args, index)
         return proxy_stream(env.proxy.port, content, text, activity)
 
-    return measured_phase("proxy", env, env.args.streams, job, activity)[0]
+    probes = ProbeRun(env.proxy.port, env.args.probes, silence=6.0, delay=1.0, run_id=uuid.uuid4().hex[:8])
+    phase = measured_phase("proxy", env, env.args.streams, job, activity, ramp=env.args.ramp)[0]
+    return phase, probes.finish(env.emulator.streams)
 
 
 def nonstream_phase(env: Bench) -> Phase:
@@ -831,7 +836,7 @@ def header(args: argparse.Namespace) -> str:
              else f"connections={args.connections}")
     return (f"=== bench_streams: worker_class={args.worker_class} workers={args.workers} {model} | "
             f"streams={args.streams} events={args.events} spacing={args.spacing}s chunk={args.chunk} "
-            f"nonstream={args.nonstream} | {os.cpu_count()} cpus | {code_state()}")
+            f"ramp={args.ramp}s nonstream={args.nonstream} | {os.cpu_count()} cpus | {code_state()}")
 
 
 def ratio_line(direct: Phase, proxied: Phase) -> str:
@@ -863,13 +868,36 @@ def all_exact(phases: List[Phase]) -> bool:
     return all(ok_count(phase) == len(phase.results) for phase in phases)
 
 
-def report(env: Bench, rss_start: int, warm: List[Result], direct: Phase, proxied: Phase,
+def wall_target(spacing: float) -> Optional[float]:
+    """Issue #4: at most 1.2x the direct wall time with events 100 ms apart, 2x at 50 ms."""
+    if spacing >= 0.1:
+        return 1.2
+    return 2.0 if spacing >= 0.05 else None
+
+
+def target_lines(args: argparse.Namespace, direct: Phase, proxied: Phase, peak_rss: int,
+                 probes: ProbeReport, exact: bool) -> List[str]:
+    """Each target of issue #4 that this run measures: the figure, the bound, met or not."""
+    d, p = stats(direct), stats(proxied)
+    wall, bound = proxied.wall / direct.wall if direct.wall else float("inf"), wall_target(args.spacing)
+    overhead = p["ttft50"] - d["ttft50"]
+    checks = [("every reply exact", "yes" if exact else "no", "yes", exact),
+              ("keep-alive and disconnect under load", "yes" if probes.all_ok() else "no", "yes", probes.all_ok()),
+              ("peak RSS of all proxy processes", f"{peak_rss / 2**20:.0f} MB", "300 MB", peak_rss <= 300 * 2**20)]
+    if bound is not None:
+        checks.append((f"wall time proxy/direct (spacing {args.spacing}s)", f"x{wall:.2f}", f"x{bound}", wall <= bound))
+    if args.spacing >= 0.1:
+        checks.append(("ttft p50 overhead", f"{overhead * 1000:+.0f} ms", "+50 ms", overhead <= 0.05))
+    return [f"target    {name}: {got} (bound {want}): {'met' if ok else 'NOT MET'}" for name, got, want, ok in checks]
+
+
+def report(env: Bench, rss_start: int, warm: List[Result], direct: Phase, proxied: Phase, probes: ProbeReport,
            batch: Optional[Phase], long_runs: List[LongRun]) -> str:
     args = env.args
     text_events = args.streams * args.events
     out = [header(args), f"warm-up   ok={sum(r.ok for r in warm)}/{len(warm)}",
            stream_line(direct), stream_line(proxied), ratio_line(direct, proxied),
-           cpu_lines(direct, text_events), cpu_lines(proxied, text_events)]
+           cpu_lines(direct, text_events), cpu_lines(proxied, text_events), probes.line()]
     if batch is not None:
         out.append(nonstream_line(batch))
     short_per_event = proxied.proxy_cpu / max(proxied.frames, 1)
@@ -880,8 +908,9 @@ def report(env: Bench, rss_start: int, warm: List[Result], direct: Phase, proxie
     out.append(f"proxy rss: start {rss_start / 2**20:.0f}MB, peak {peak / 2**20:.0f}MB (master + {args.workers} "
                f"workers, summed); worker processes replaced during the run: {restarts}")
     out.append(proxy_log_summary(env.proxy))
+    out += target_lines(args, direct, proxied, peak, probes, all_exact(proxy_phases))
     verdict = "ALL PROXY REPLIES EXACT" if all_exact(proxy_phases) else "SOME PROXY REPLIES FAILED"
-    out.append(f"=== verdict: {verdict}")
+    out.append(f"=== verdict: {verdict}" + ("" if probes.all_ok() else "; KEEP-ALIVE/DISCONNECT PROBES FAILED"))
     return "\n".join(out)
 
 
@@ -897,6 +926,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=100, help="threads per gthread worker")
     parser.add_argument("--connections", type=int, default=2000, help="WORKER_CONNECTIONS (gevent)")
+    parser.add_argument("--ramp", type=float, default=0.0, metavar="S",
+                        help="start the streams evenly over S seconds (0: all at once)")
+    parser.add_argument("--probes", type=int, default=5,
+                        help="keep-alive probes and disconnect probes run beside the proxy phase (each)")
     parser.add_argument("--nonstream", type=int, default=50, help="concurrent non-stream chats")
     parser.add_argument("--long", action="store_true", help="also run the long-reply case")
     parser.add_argument("--long-clients", type=int, default=20)
@@ -931,16 +964,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         rss_start = env.proxy_tree.rss()
         warm = warm_up(env)
         direct = direct_phase(env)
-        proxied = proxy_phase(env)
+        proxied, probes = proxy_phase(env)
         batch = nonstream_phase(env) if args.nonstream > 0 else None
         long_runs = [long_phase(env, encoding) for encoding in ("cumulative", "v1")] if args.long else []
-        text = report(env, rss_start, warm, direct, proxied, batch, long_runs)
+        text = report(env, rss_start, warm, direct, proxied, probes, batch, long_runs)
         if busy_before is not None:
             text = text.replace("\n", f"\nmachine busy before start: {100 * busy_before:.0f}% "
                                         f"(waited up to {args.wait_quiet:.0f}s for <= 15%)\n", 1)
         print(text, flush=True)
         proxy_phases = [proxied, *([batch] if batch else []), *(run.phase for run in long_runs)]
-        return 0 if all_exact(proxy_phases) else 1
+        return 0 if all_exact(proxy_phases) and probes.all_ok() else 1
 
 
 if __name__ == "__main__":

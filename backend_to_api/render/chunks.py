@@ -29,6 +29,10 @@ class ChunkFactory:
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
         self.model = model
+        # A content chunk differs from the next only in its text: serialize the rest once, around
+        # the text's place (every streamed delta goes through here).
+        empty = sse(self.chunk({"content": ""}))
+        self._content_head, self._content_tail = empty.split(b'"content":""', 1)
 
     def chunk(self, delta: dict, finish_reason: Optional[str] = None) -> dict:
         return {
@@ -45,7 +49,8 @@ class ChunkFactory:
 
     def content(self, text: str) -> Iterator[bytes]:
         for start in range(0, len(text), MAX_DELTA_CHARS):
-            yield sse(self.chunk({"content": text[start:start + MAX_DELTA_CHARS]}))
+            piece = jsonbytes.dumps(text[start:start + MAX_DELTA_CHARS])
+            yield b"".join((self._content_head, b'"content":', piece, self._content_tail))
 
     def reasoning(self, text: str) -> Iterator[bytes]:
         """Thinking of a reasoning model as ``delta.reasoning_content`` (DeepSeek's field, which NextChat
