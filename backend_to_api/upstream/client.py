@@ -48,6 +48,9 @@ class UpstreamClient:
         self.timeout = (settings.upstream_connect_timeout, settings.upstream_read_timeout)
         self.session = _session(settings)
         self._stream_pool = _direct_pool(settings, self.session)
+        # Built once: urllib3 would otherwise build a Retry and copy the Timeout on every call.
+        self._stream_retries = urllib3.Retry(total=False, redirect=False)
+        self._stream_timeout = urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1])
         self._conversation_path = urlsplit(self.root).path.rstrip("/") + "/backend-api/conversation"
 
     def headers(self, access_token: str, account_id: Optional[str] = None) -> Dict[str, str]:
@@ -77,8 +80,7 @@ class UpstreamClient:
             return response.raw
         return self._stream_pool.urlopen(
             "POST", self._conversation_path, body=data, headers=headers, preload_content=False,
-            decode_content=False, retries=False, redirect=False,
-            timeout=urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1]),
+            decode_content=False, retries=self._stream_retries, redirect=False, timeout=self._stream_timeout,
         )
 
     def hide_conversation(self, conversation_id: str, access_token: str, account_id: Optional[str] = None) -> bool:
