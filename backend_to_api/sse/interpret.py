@@ -279,7 +279,10 @@ def _thoughts_text(content: Mapping[str, Any]) -> str:
 
 
 def _failure_in(payload: Mapping[str, Any]) -> Optional[UpstreamFailure]:
-    return _failure_from(payload.get("error"), 0) or _failure_from(payload.get("detail"), 0)
+    error, detail = payload.get("error"), payload.get("detail")
+    if error is None and detail is None:  # nearly every event
+        return None
+    return _failure_from(error, 0) or _failure_from(detail, 0)
 
 
 def _failure_from(value: Any, depth: int) -> Optional[UpstreamFailure]:
