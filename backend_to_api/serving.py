@@ -14,6 +14,8 @@ from typing import Any, Dict, MutableMapping
 from .settings import Settings
 
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# config.json's worker_class -> what gunicorn loads ("gevent" is gunicorn's, with a cheaper chunk write)
+WORKER_CLASSES = {"gevent": "backend_to_api.stream_worker.StreamingGeventWorker"}
 OWNED_DIR_VARIABLE = "B2A_OWNED_METRICS_DIR"
 
 
@@ -61,7 +63,7 @@ def gunicorn_options(settings: Settings) -> Dict[str, Any]:
     options: Dict[str, Any] = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.process_workers,
-        "worker_class": settings.worker_class,
+        "worker_class": WORKER_CLASSES.get(settings.worker_class, settings.worker_class),
         # gevent/gthread workers heartbeat from their own loop, so this never cuts a long stream;
         # it only replaces a worker whose loop is stuck.
         "timeout": 120,
