@@ -8,15 +8,16 @@ its end arrives (upstream events reach hundreds of KB and often come in small re
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 DEFAULT_MAX_LINE_BYTES = 32 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class ServerSentEvent:
-    """One dispatched event. ``event`` is None when the stream named no type (the spec's "message")."""
+class ServerSentEvent(NamedTuple):
+    """One dispatched event. ``event`` is None when the stream named no type (the spec's "message").
+
+    A NamedTuple rather than a frozen dataclass: just as immutable, and built without one
+    ``object.__setattr__`` per field (one is built for every upstream event)."""
 
     event: Optional[str]
     data: str
@@ -70,7 +71,16 @@ class SSEDecoder:
         lines = chunk.split(b"\n")
         rest = lines.pop()
         for line in lines:
-            self._end_line(line, events)
+            if self._partial or self._first_line or len(line) > self._max_line_bytes:
+                self._end_line(line, events)
+            elif line.startswith(b"data: "):  # nearly every line: straight to the event's data
+                self._data.append(line[6:].decode("utf-8", errors="replace"))
+            elif not line:
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+            else:
+                self._end_line(line, events)
         if rest:
             self._keep_partial(rest)
         return events

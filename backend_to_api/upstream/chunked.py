@@ -39,6 +39,9 @@ class ChunkedDecoder:
                 out.append(data[position:position + take])
                 position += take
                 self._left -= take
+                if not self._left and data.startswith(b"\r\n", position):  # the usual chunk end
+                    position += 2
+                    self._state = _SIZE
                 continue
             newline = data.find(b"\n", position)
             if newline < 0:
