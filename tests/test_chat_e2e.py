@@ -64,6 +64,12 @@ def test_usage_chunk_only_when_asked(proxy):
                          stream_options={"include_usage": True})
     assert chunks[-2].choices[0].finish_reason == "stop"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4
+    # OpenAI's other chunks then say "usage": null; without include_usage no chunk has the field.
+    _, asked = raw_stream(proxy, directive(text="four words right here"), stream_options={"include_usage": True})
+    _, plain = raw_stream(proxy, directive(text="four words right here"))
+    frames = [json.loads(line[6:]) for line in asked.splitlines() if line.startswith("data: {")]
+    assert all(frame["usage"] is None for frame in frames[:-1]) and frames[-1]["usage"]["completion_tokens"] == 4
+    assert not any('"usage"' in line for line in plain.splitlines())
 
 
 def test_wire_format(proxy):

@@ -9,9 +9,10 @@ from backend_to_api.render.chunks import MAX_DELTA_CHARS, ChunkFactory, sse
 
 @settings(max_examples=300, deadline=None)
 @given(model=st.sampled_from(["gpt-4o", 'we"ird "content":"" model', "模型\\name"]),
+       include_usage=st.booleans(),
        text=st.one_of(st.text(), st.text(alphabet="a\"\\\n\u2028😀é\ud800", max_size=50)))
-def test_a_content_chunk_is_the_chunk_serialized_whole(model, text):
-    factory = ChunkFactory(model)
+def test_a_content_chunk_is_the_chunk_serialized_whole(model, include_usage, text):
+    factory = ChunkFactory(model, include_usage)
     pieces = list(factory.content(text))
     wanted = [sse(factory.chunk({"content": text[start:start + MAX_DELTA_CHARS]}))
               for start in range(0, len(text), MAX_DELTA_CHARS)]

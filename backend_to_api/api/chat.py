@@ -53,7 +53,7 @@ def _context(opened, chat_request) -> ReplyContext:
     settings = services().settings
     encoding = opened.model.family.tokenizer
     return ReplyContext(
-        factory=ChunkFactory(chat_request.model),
+        factory=ChunkFactory(chat_request.model, chat_request.include_usage),
         renderer=ReplyRenderer(settings.bot_mode, media_resolver(opened)),
         prompt_tokens=lambda: count_prompt(chat_request.messages, encoding),
         encoding=encoding,

@@ -25,17 +25,19 @@ def sse(payload: dict) -> bytes:
 class ChunkFactory:
     """Chunks of one completion: shared id, created and model."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, include_usage: bool = False) -> None:
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
         self.model = model
+        # With stream_options.include_usage, OpenAI's other chunks carry "usage": null.
+        self.include_usage = include_usage
         # A content chunk differs from the next only in its text: serialize the rest once, around
         # the text's place (every streamed delta goes through here).
         empty = sse(self.chunk({"content": ""}))
         self._content_head, self._content_tail = empty.split(b'"content":""', 1)
 
     def chunk(self, delta: dict, finish_reason: Optional[str] = None) -> dict:
-        return {
+        chunk = {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
@@ -43,6 +45,9 @@ class ChunkFactory:
             "system_fingerprint": None,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
         }
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
 
     def role(self) -> bytes:
         return sse(self.chunk({"role": "assistant", "content": ""}))
