@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from .bounded_read import read_bounded
 from .errors import UpstreamError
-from .upstream.client import UpstreamClient, wrap_transport_errors
+from .upstream.client import UpstreamClient
+from .upstream.errors import wrap_transport_errors
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,9 @@ class MediaResolver:
                 if response.status_code != 200:
                     raise DownloadFailed(f"download answered {response.status_code}")
                 deadline = time.monotonic() + self.config.total_timeout
-                return _read_capped(response.iter_content(_CHUNK), self.config.max_bytes, deadline)
+                return read_bounded(response.iter_content(_CHUNK), self.config.max_bytes, deadline,
+                                    lambda: DownloadFailed(f"larger than {self.config.max_bytes} bytes"),
+                                    lambda: DownloadFailed("the download took too long"))
 
     def _save(self, directory: str, route: str, name: str, data: bytes) -> str:
         try:
@@ -127,17 +131,6 @@ class MediaResolver:
         except OSError as exc:
             raise DownloadFailed(f"could not save {name}: {exc}") from exc
         return f"{self.config.public_url.rstrip('/')}/{route}/{name}"
-
-
-def _read_capped(chunks, max_bytes: int, deadline: float) -> bytes:
-    data = bytearray()
-    for chunk in chunks:
-        data += chunk
-        if len(data) > max_bytes:
-            raise DownloadFailed(f"larger than {max_bytes} bytes")
-        if time.monotonic() > deadline:
-            raise DownloadFailed("the download took too long")
-    return bytes(data)
 
 
 def write_atomically(directory: str, name: str, data: bytes) -> None:

@@ -15,6 +15,7 @@ from typing import Optional
 
 import requests
 
+from ..bounded_read import read_bounded
 from ..errors import ApiError, bad_request
 from ..upstream.guarded_fetch import is_refused
 
@@ -138,15 +139,8 @@ def _read(response: requests.Response, url: str, limits: FetchLimits, deadline: 
 
 def _read_body(response: requests.Response, url: str, max_bytes: int, deadline: float) -> bytes:
     """The body, stopping as soon as it passes the cap or the whole-download deadline."""
-    pieces, size = [], 0
     try:
-        for piece in response.iter_content(CHUNK):
-            size += len(piece)
-            if size > max_bytes:
-                raise too_large(max_bytes)
-            if time.monotonic() > deadline:
-                raise unfetchable(url, "the download took too long")
-            pieces.append(piece)
+        return read_bounded(response.iter_content(CHUNK), max_bytes, deadline, lambda: too_large(max_bytes),
+                            lambda: unfetchable(url, "the download took too long"))
     except (requests.RequestException, OSError) as exc:
         raise unfetchable(url, f"the download failed ({exc.__class__.__name__})") from None
-    return b"".join(pieces)

@@ -17,7 +17,8 @@ from typing import Any, Dict, Optional
 import requests
 
 from ..errors import UpstreamError
-from .client import USER_AGENT, UpstreamClient, _short_body, wrap_transport_errors
+from .client import USER_AGENT, UpstreamClient, _short_body
+from .errors import wrap_transport_errors
 from .errors import map_upstream_status
 
 log = logging.getLogger(__name__)
