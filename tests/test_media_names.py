@@ -41,13 +41,19 @@ def test_write_atomically_leaves_no_partial_file(tmp_path):
 def test_a_download_that_trickles_past_its_deadline_fails():
     import time
 
-    from backend_to_api.media import _read_capped
+    from backend_to_api.bounded_read import read_bounded
 
     def trickle():
         for _ in range(5):
             time.sleep(0.05)
             yield b"x"
 
-    with pytest.raises(DownloadFailed):
-        _read_capped(trickle(), max_bytes=100, deadline=time.monotonic() + 0.1)
-    assert _read_capped(iter([b"ab", b"c"]), max_bytes=100, deadline=time.monotonic() + 5) == b"abc"
+    def bounded(pieces, max_bytes, seconds):
+        return read_bounded(pieces, max_bytes, time.monotonic() + seconds,
+                            lambda: DownloadFailed("too large"), lambda: DownloadFailed("too slow"))
+
+    with pytest.raises(DownloadFailed, match="too slow"):
+        bounded(trickle(), 100, 0.1)
+    with pytest.raises(DownloadFailed, match="too large"):
+        bounded(iter([b"ab", b"cd"]), 3, 5)
+    assert bounded(iter([b"ab", b"c"]), 100, 5) == b"abc"
