@@ -85,34 +85,42 @@ class RedisServer:
             stop(self.process)
 
 
+TLS_CERT = os.path.join(ROOT, "tests", "tls", "cert.pem")  # self-signed, for 127.0.0.1
+
+
 class Emulator:
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.process: Optional[subprocess.Popen] = None
 
     def start(self) -> "Emulator":
+        tls = ["--certfile", TLS_CERT, "--keyfile", os.path.join(ROOT, "tests", "tls", "key.pem")] if self.tls else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.emulator", "--host", "127.0.0.1", "--port", str(self.port)], cwd=ROOT,
+            [sys.executable, "-m", "tests.emulator", "--host", "127.0.0.1", "--port", str(self.port), *tls], cwd=ROOT,
         )
-        wait_until(lambda: requests.get(self.url + "/_emulator/health", timeout=1).ok, what="emulator")
+        wait_until(lambda: self._get("/_emulator/health").ok, what="emulator")
         return self
 
+    def _get(self, path: str):
+        return requests.get(self.url + path, timeout=5, verify=TLS_CERT if self.tls else True)
+
     def reset(self) -> None:
-        requests.post(self.url + "/_emulator/reset", timeout=5).raise_for_status()
+        requests.post(self.url + "/_emulator/reset", timeout=5, verify=TLS_CERT if self.tls else True).raise_for_status()
 
     def configure(self, **values) -> None:
         requests.post(self.url + "/_emulator/config", json=values, timeout=5).raise_for_status()
 
     def requests(self, path: Optional[str] = None) -> List[dict]:
-        items = requests.get(self.url + "/_emulator/requests", timeout=5).json()
+        items = self._get("/_emulator/requests").json()
         return [item for item in items if path is None or item["path"] == path]
 
     def conversations(self) -> List[dict]:
         return self.requests("/backend-api/conversation")
 
     def streams(self) -> List[dict]:
-        return requests.get(self.url + "/_emulator/streams", timeout=5).json()
+        return self._get("/_emulator/streams").json()
 
     def revoke(self, access_token: str) -> None:
         requests.post(self.url + "/_emulator/revoke", json={"access_token": access_token}, timeout=5).raise_for_status()

@@ -132,10 +132,6 @@ class UpstreamBody:
             return self._sock.recv(READ_SIZE)
         except (socket.timeout, BlockingIOError, ssl.SSLWantReadError):
             return None
-        except ssl.SSLError as exc:
-            if "timed out" in str(exc):  # gevent's TLS sockets time out with an SSLError of their own
-                return None
-            raise _broken() from exc
         except OSError as exc:
             raise _broken() from exc
 

@@ -58,13 +58,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", action="store_true", help="log every request to stderr")
+    parser.add_argument("--certfile", help="serve HTTPS with this certificate (e.g. tests/tls/cert.pem)")
+    parser.add_argument("--keyfile", help="and this key (e.g. tests/tls/key.pem)")
     args = parser.parse_args(argv)
     _raise_open_file_limit()
+    tls = {"certfile": args.certfile, "keyfile": args.keyfile} if args.certfile else {}
     server = EmulatorServer((args.host, args.port), create_emulator_app(), backlog=4096,
-                            log=sys.stderr if args.log else None)
+                            log=sys.stderr if args.log else None, **tls)
     server.init_socket()
     host, port = server.socket.getsockname()[:2]
-    print(f"emulator listening on http://{host}:{port}", flush=True)
+    print(f"emulator listening on {'https' if tls else 'http'}://{host}:{port}", flush=True)
     _stop_on_signals(server)
     server.serve_forever()
 
