@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from logging.handlers import TimedRotatingFileHandler
-
 from .redact import RedactingFilter
 from .settings import Settings
+from .shared_log_file import SharedDailyFileHandler
 
 FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 
@@ -21,9 +20,7 @@ def configure_logging(settings: Settings) -> None:
     handlers = [logging.StreamHandler()]
     if settings.need_log_to_file:
         os.makedirs(settings.log_dir, exist_ok=True)
-        handlers.append(TimedRotatingFileHandler(
-            os.path.join(settings.log_dir, "access.log"), when="midnight", backupCount=30, encoding="utf-8", delay=True,
-        ))
+        handlers.append(SharedDailyFileHandler(os.path.join(settings.log_dir, "access.log")))
     for handler in handlers:
         handler.setFormatter(logging.Formatter(FORMAT))
         handler.addFilter(RedactingFilter())
