@@ -157,6 +157,20 @@ def test_unknown_model_is_404_not_401(proxy):
     assert info.value.body["code"] == "model_not_found"
 
 
+def test_billing_stubs_for_nextchat_and_one_api(proxy):
+    # NextChat's settings page and one-api's balance refresh ask these; a ChatGPT account has no API
+    # balance, so: a fixed limit and zero usage, in the fields both read.
+    headers = {"Authorization": "Bearer rt-billing"}
+    for base in ("/dashboard/billing", "/v1/dashboard/billing"):
+        subscription = requests.get(proxy.url + base + "/subscription", headers=headers, timeout=5)
+        usage = requests.get(proxy.url + base + "/usage?start_date=2026-11-01&end_date=2026-11-28",
+                             headers=headers, timeout=5)
+        assert subscription.status_code == 200 and usage.status_code == 200
+        assert subscription.json()["object"] == "billing_subscription"
+        assert subscription.json()["hard_limit_usd"] > 0 and subscription.json()["has_payment_method"] is True
+        assert usage.json() == {"object": "list", "total_usage": 0}
+
+
 def test_models_list(proxy):
     ids = [m.id for m in proxy.client().models.list()]
     assert {"gpt-3.5-turbo", "gpt-4-s", "gpt-4-mobile", "gpt-4o", "gpt-4o-mini"} <= set(ids)

@@ -38,6 +38,9 @@ def test_wrong_or_missing_key_is_401(pooled, pool):
             pooled.client(key or "x").chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
     assert requests.get(pooled.url + "/v1/models", timeout=5).status_code == 401
     assert requests.get(pooled.url + "/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5).ok
+    assert requests.get(pooled.url + "/dashboard/billing/usage", timeout=5).status_code == 401
+    assert requests.get(pooled.url + "/dashboard/billing/usage", headers={"Authorization": f"Bearer {API_KEY}"},
+                        timeout=5).ok
 
 
 def test_requests_rotate_through_the_pool(pooled, pool, emulator):
