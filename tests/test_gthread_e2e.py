@@ -5,12 +5,11 @@ streams, keeps a silent stream alive, notices a client that left, and times out 
 """
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from .conftest import directive
-from .test_upstream_failures_e2e import ask
+from .test_upstream_failures_e2e import ask, leave_a_hanging_stream
 
 
 @pytest.fixture(scope="module")
@@ -33,22 +32,8 @@ def test_keep_alives_during_upstream_pings(threaded):
 
 
 def test_a_client_that_leaves_closes_the_upstream(threaded, emulator):
-    asked_at = time.time()
-    response = ask(threaded, directive(emu="hang", text="abcdefghijkl", after_chunks=2, hang=30), stream=True)
-    for line in response.iter_lines():
-        if b'"content":"abc' in line:
-            break
-    closed_at = time.time()
-    response.close()
-    deadline, record = time.monotonic() + 8, None
-    while time.monotonic() < deadline:
-        ours = [s for s in emulator.streams() if s.get("scenario") == "hang" and s["started"] >= asked_at]
-        record = ours[-1] if ours else None
-        if record and record.get("ended"):
-            break
-        time.sleep(0.2)
-    assert record and record["closed_early"] is True
-    assert record["ended"] - closed_at < 3.0
+    record, delay = leave_a_hanging_stream(threaded, emulator)
+    assert record["closed_early"] is True and delay < 3.0
 
 
 def test_an_upstream_silent_mid_reply_is_a_504(threaded):

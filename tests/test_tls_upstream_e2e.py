@@ -7,12 +7,11 @@ through REQUESTS_CA_BUNDLE (the setting requests and this service read for a pri
 from __future__ import annotations
 
 import tempfile
-import time
 
 import pytest
 
 from .conftest import TLS_CERT, Emulator, Proxy, directive
-from .test_upstream_failures_e2e import ask
+from .test_upstream_failures_e2e import ask, leave_a_hanging_stream
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +49,8 @@ def test_silences_on_a_tls_upstream_get_keep_alives(proxy):
 
 
 def test_a_client_that_leaves_closes_the_tls_upstream(proxy, tls_emulator):
-    asked_at = time.time()
-    response = ask(proxy, directive(emu="hang", text="abcdefghijkl", after_chunks=2, hang=30), stream=True)
-    for line in response.iter_lines():
-        if b'"content":"abc' in line:
-            break
-    closed_at = time.time()
-    response.close()
-    deadline, record = time.monotonic() + 8, None
-    while time.monotonic() < deadline:
-        ours = [s for s in tls_emulator.streams() if s.get("scenario") == "hang" and s["started"] >= asked_at]
-        record = ours[-1] if ours else None
-        if record and record.get("ended"):
-            break
-        time.sleep(0.2)
-    assert record and record["closed_early"] is True
-    assert record["ended"] - closed_at < 3.0
+    record, delay = leave_a_hanging_stream(proxy, tls_emulator)
+    assert record["closed_early"] is True and delay < 3.0
 
 
 def test_a_tls_upstream_silent_past_the_read_timeout_ends_the_reply(proxy):
