@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import redis
+from redis.maint_notifications import MaintNotificationsConfig
 
 from .settings import RedisSettings
 
@@ -264,6 +265,9 @@ def redis_client(settings: RedisSettings) -> redis.Redis:
         # No CLIENT SETINFO on connect: it costs a round trip, and redis-py looks its own version up
         # in the package metadata (a disk read) for every new connection.
         driver_info=None,
+        # Nor the probe for Redis Enterprise maintenance notifications, which a plain redis-server
+        # answers "unknown subcommand" on every new connection.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     return redis.Redis(connection_pool=pool)
 
