@@ -250,3 +250,32 @@ def test_an_unknown_content_encoding_is_refused(serve):
     with pytest.raises(UpstreamError) as failure:
         read_all(open_body(pool))
     assert failure.value.code == "bad_stream"
+
+
+# --- an upstream that cuts the connection right after [DONE] --------------------------------------
+
+ANSWER_FRAMES = (
+    b'data: {"message": {"id": "m1", "author": {"role": "assistant"}, "content": {"content_type": "text", '
+    b'"parts": ["Hello there"]}, "status": "finished_successfully", "end_turn": true, "recipient": "all", '
+    b'"metadata": {"finish_details": {"type": "stop"}}}, "conversation_id": "c1", "error": null}\n\n',
+    b"data: [DONE]\n\n",
+)
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjk5OTk5OTk5OTl9.sig"  # used as is: no token exchange
+
+
+def test_a_body_cut_after_done_still_completes(start_proxy):
+    # Both frames, then the connection closes without chunked HTTP's last chunk: the reply was
+    # whole, so neither a stream nor a completion may turn into an error.
+    cut = CHUNKED + chunked(ANSWER_FRAMES)[:-5]
+    upstream = RawServer([send(cut, then="close"), send(cut, then="close")])
+    try:
+        proxy = start_proxy({"UPSTREAM_BASE_URL": f"http://127.0.0.1:{upstream.port}"})
+        client = proxy.client(api_key=JWT)
+        chunks = list(client.chat.completions.create(model="gpt-4o", stream=True,
+                                                     messages=[{"role": "user", "content": "hi"}]))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello there"
+        assert chunks[-1].choices[0].finish_reason == "stop"
+        reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content == "Hello there"
+    finally:
+        upstream.close()
