@@ -208,6 +208,17 @@ def test_content_length_and_close_delimited_bodies(serve):
     assert server.connections == 1
 
 
+def test_an_empty_body_ends_at_once(serve):
+    empty = HEAD + b"Content-Length: 0\r\n\r\n"
+    server, pool = serve(send(empty), send(CHUNKED + chunked(EVENTS)))
+    reply = open_body(pool)
+    started = time.monotonic()
+    assert reply.read(2.0) == b"" and time.monotonic() - started < 0.5
+    reply.close()
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert server.connections == 1
+
+
 def test_a_compressed_reply_is_decoded(serve):
     packed = gzip.compress(b"".join(EVENTS))
     head = CHUNKED.replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n")

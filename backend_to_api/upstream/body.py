@@ -102,8 +102,10 @@ class UpstreamBody:
                                 code="bad_stream")
         if getattr(message, "chunked", False):
             self._chunks = ChunkedDecoder()
-        else:
-            self._left = getattr(message, "length", None)  # None: the body ends when the server closes
+            return
+        self._left = getattr(message, "length", None)  # None: the body ends when the server closes
+        if self._left == 0:  # an empty body: nothing to wait for
+            self._ended = self._clean_end = True
 
     def _buffered(self, source: Any) -> List[bytes]:
         """Empty http.client's buffered reader without waiting: what it holds, plus what the socket
