@@ -134,9 +134,6 @@ class SSEDecoder:
         return text
 
     def _process_line(self, line: str) -> Optional[ServerSentEvent]:
-        if line.startswith("data: "):  # nearly every line: skip the general field parsing
-            self._data.append(line[6:])
-            return None
         if not line:
             return self._dispatch()
         if line.startswith(":"):

@@ -51,7 +51,7 @@ class ReplyStream:
         self._interpreter = ReplyInterpreter()
         self._call: Optional[PendingCall] = PendingCall(open_response)
         self._body: Optional[UpstreamBody] = None
-        self._decoder = SSEDecoder()
+        self._decoder: Optional[SSEDecoder] = None  # a fresh one for each body (_answered)
         self._last_data = time.monotonic()
         self._ended = False
 
