@@ -5,8 +5,6 @@ UpstreamBody over a real socket server (written here, threads and raw bytes, so 
 case, including the broken ones, can be sent exactly).
 """
 import gzip
-import socket
-import threading
 import time
 
 import pytest
@@ -17,14 +15,9 @@ from hypothesis import strategies as st
 from backend_to_api.errors import UpstreamError
 from backend_to_api.upstream.body import UpstreamBody
 from backend_to_api.upstream.chunked import ChunkedDecoder, ChunkedFormatError
+from backend_to_api.upstream.http1 import ConnectionPool
 
-
-def chunked(pieces, extension=b"", trailers=b"", upper=False):
-    out = b""
-    for piece in pieces:
-        size = b"%x" % len(piece)
-        out += (size.upper() if upper else size) + extension + b"\r\n" + piece + b"\r\n"
-    return out + b"0" + extension + b"\r\n" + trailers + b"\r\n"
+from .raw_http import RawServer, chunked, send
 
 
 def decode_in_steps(body, cuts):
@@ -80,72 +73,43 @@ def test_bad_framing_raises(body):
 
 # --- over real HTTP -------------------------------------------------------------------------------
 
-class RawServer:
-    """Answers each request on a connection with the next canned response; counts connections."""
-
-    def __init__(self, responses):
-        self.responses = list(responses)
-        self.connections = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        with conn:
-            buffer = b""
-            while self.responses:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, _, buffer = buffer.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                buffer = buffer[length:]
-                respond = self.responses.pop(0)
-                if respond(conn) == "close":
-                    return
-
-    def close(self):
-        self.listener.close()
-
-
-def send(*parts, pause=0.0, then=None):
-    def respond(conn):
-        for part in parts:
-            conn.sendall(part)
-            time.sleep(pause)
-        return then
-    return respond
-
-
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 CHUNKED = HEAD + b"Transfer-Encoding: chunked\r\n\r\n"
 EVENTS = [b"data: {\"n\": 1}\n\n", b"data: \xf0\x9f\x8c\x8d\n\n", b"data: [DONE]\n\n"]
 
 
-@pytest.fixture
-def serve():
+class Urllib3Pool:
+    """The way through requests/urllib3 (taken when a proxy applies)."""
+
+    def __init__(self, port):
+        self.pool = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=4, retries=False,
+                                               timeout=urllib3.Timeout(connect=2, read=2))
+
+    def open(self):
+        response = self.pool.urlopen("POST", "/c", body=b"{}", preload_content=False, decode_content=False,
+                                     retries=False, headers={"Content-Type": "application/json"})
+        return UpstreamBody.from_urllib3(response)
+
+
+class DirectPool:
+    """Our own exchange (every conversation call when no proxy applies)."""
+
+    def __init__(self, port):
+        self.pool = ConnectionPool(f"http://127.0.0.1:{port}", 2.0, None, max_idle=4)
+
+    def open(self):
+        exchange = self.pool.exchange("POST", "/c", {"Content-Type": "application/json"}, b"{}", 2.0)
+        return UpstreamBody.from_exchange(exchange, self.pool)
+
+
+@pytest.fixture(params=[DirectPool, Urllib3Pool], ids=["direct", "urllib3"])
+def serve(request):
     servers = []
 
     def start(*responses):
         server = RawServer(responses)
         servers.append(server)
-        pool = urllib3.HTTPConnectionPool("127.0.0.1", server.port, maxsize=4, retries=False,
-                                          timeout=urllib3.Timeout(connect=2, read=2))
-        return server, pool
+        return server, request.param(server.port)
 
     yield start
     for server in servers:
@@ -153,9 +117,7 @@ def serve():
 
 
 def open_body(pool):
-    response = pool.urlopen("POST", "/c", body=b"{}", preload_content=False, decode_content=False,
-                            retries=False, headers={"Content-Type": "application/json"})
-    return UpstreamBody(response)
+    return pool.open()
 
 
 def read_all(body, timeout=2.0):

@@ -10,6 +10,7 @@ every caller, handing one account's file ids to another (bug S9), which the upst
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import mimetypes
@@ -72,7 +73,7 @@ class InputFiles:
 
     def for_account(self, access_token: str, account_id: Optional[str], key: str) -> "AccountFiles":
         """``key`` (the client's token) names the account only when the access token does not."""
-        return AccountFiles(self, access_token, account_id, account_fingerprint(access_token, account_id, key))
+        return AccountFiles(self, access_token, account_id, key)
 
     def load(self, part: ImagePart) -> Fetched:
         if part.url.startswith("data:"):
@@ -83,11 +84,16 @@ class InputFiles:
 class AccountFiles:
     """Per request and account: resolves ImageParts, uploading each distinct file at most once."""
 
-    def __init__(self, files: InputFiles, access_token: str, account_id: Optional[str], account: str) -> None:
+    def __init__(self, files: InputFiles, access_token: str, account_id: Optional[str], key: str) -> None:
         self.files = files
         self.access_token = access_token
         self.account_id = account_id
-        self.account = account
+        self.key = key
+
+    @functools.cached_property
+    def account(self) -> str:
+        # Only requests with files need it; the others skip decoding the token and hashing.
+        return account_fingerprint(self.access_token, self.account_id, self.key)
 
     def resolve(self, part: ImagePart) -> InputFile:
         fetched = self.files.load(part)

@@ -3,9 +3,10 @@
 Lower-level failures (requests/urllib3 exceptions) are wrapped into UpstreamError
 (``errors.wrap_transport_errors``), so callers catch one family.
 
-The conversation call, made for every chat, goes straight to a urllib3 pool when no proxy applies:
-requests adds ~0.5 ms of Python per call (preparing, cookies, hooks, environment lookups) that a
-fixed POST to one host does not need. Through a proxy it keeps requests' proxy handling.
+The conversation call, made for every chat, is our own HTTP/1.1 exchange when no proxy applies
+(``http1.py``): requests and urllib3 add ~1 ms of Python per call (preparing, cookies, hooks,
+environment lookups, email-based header parsing) that a fixed POST to one host does not need.
+Through a proxy it keeps requests' proxy handling.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from urllib.parse import urlsplit
 
 import certifi
 import requests
-import urllib3
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
@@ -25,6 +25,7 @@ from ..errors import UpstreamError
 from ..settings import Settings
 from .body import UpstreamBody
 from .errors import map_upstream_status, upstream_message, wrap_transport_errors
+from .http1 import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,7 @@ class UpstreamClient:
         self.root = settings.upstream_root
         self.timeout = (settings.upstream_connect_timeout, settings.upstream_read_timeout)
         self.session = _session(settings)
-        self._stream_pool = _direct_pool(settings, self.session)
-        # Built once: urllib3 would otherwise build a Retry and copy the Timeout on every call.
-        self._stream_retries = urllib3.Retry(total=False, redirect=False)
-        self._stream_timeout = urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1])
+        self._direct = _direct_pool(settings, self.session)
         self._conversation_path = urlsplit(self.root).path.rstrip("/") + "/backend-api/conversation"
 
     def headers(self, access_token: str, account_id: Optional[str] = None) -> Dict[str, str]:
@@ -66,22 +64,20 @@ class UpstreamClient:
         headers = self.headers(access_token, account_id)
         headers.update(CONVERSATION_HEADERS)
         with wrap_transport_errors("conversation"):
-            body = UpstreamBody(self._send_conversation(jsonbytes.dumps(payload), headers))
+            body = self._send_conversation(jsonbytes.dumps(payload), headers)
         if body.status != 200:
             raise self._failure(body)
         if _is_document(body.headers.get("Content-Type", "")):
             raise self._not_a_stream(body)
         return body
 
-    def _send_conversation(self, data: bytes, headers: Dict[str, str]) -> urllib3.BaseHTTPResponse:
-        if self._stream_pool is None:  # a proxy applies: requests knows how to go through it
+    def _send_conversation(self, data: bytes, headers: Dict[str, str]) -> UpstreamBody:
+        if self._direct is None:  # a proxy applies: requests knows how to go through it
             response = self.session.post(f"{self.root}/backend-api/conversation", data=data, headers=headers,
                                          stream=True, timeout=self.timeout)
-            return response.raw
-        return self._stream_pool.urlopen(
-            "POST", self._conversation_path, body=data, headers=headers, preload_content=False,
-            decode_content=False, retries=self._stream_retries, redirect=False, timeout=self._stream_timeout,
-        )
+            return UpstreamBody.from_urllib3(response.raw)
+        exchange = self._direct.exchange("POST", self._conversation_path, headers, data, self.timeout[1])
+        return UpstreamBody.from_exchange(exchange, self._direct)
 
     def hide_conversation(self, conversation_id: str, access_token: str, account_id: Optional[str] = None) -> bool:
         with wrap_transport_errors("hide conversation"):
@@ -127,7 +123,7 @@ def _is_document(content_type: str) -> bool:
 
 def _short_body(response: requests.Response) -> str:
     """The first 64 KiB of a body we only need for an error message."""
-    return UpstreamBody(response.raw).read_text()
+    return UpstreamBody.from_urllib3(response.raw).read_text()
 
 
 def _session(settings: Settings) -> requests.Session:
@@ -147,13 +143,12 @@ def _session(settings: Settings) -> requests.Session:
     return session
 
 
-def _direct_pool(settings: Settings, session: requests.Session) -> Optional[urllib3.HTTPConnectionPool]:
-    """The conversation call's own pool, or None when a proxy (configured or from the environment)
-    applies to the upstream. Decided once: the upstream address does not change."""
+def _direct_pool(settings: Settings, session: requests.Session) -> Optional[ConnectionPool]:
+    """The conversation call's own connections, or None when a proxy (configured or from the
+    environment) applies to the upstream. Decided once: the upstream address does not change."""
     if settings.proxy or (session.trust_env and get_environ_proxies(settings.upstream_root)):
         return None
-    options: Dict[str, Any] = {"maxsize": max(settings.worker_connections, 10), "block": False}
-    if settings.upstream_root.lower().startswith("https:"):
-        bundle = session.verify if isinstance(session.verify, str) else certifi.where()
-        options.update(cert_reqs="CERT_REQUIRED", ca_certs=bundle)
-    return urllib3.connection_from_url(settings.upstream_root, **options)
+    bundle = session.verify if isinstance(session.verify, str) else certifi.where()
+    # Enough idle connections that a burst of chats can all reuse theirs afterwards.
+    return ConnectionPool(settings.upstream_root, settings.upstream_connect_timeout, bundle,
+                          max_idle=max(settings.worker_connections, 10))

@@ -1,0 +1,171 @@
+"""Our HTTP/1.1 exchange for the conversation call (upstream/http1.py): the request it writes, the
+heads it accepts and refuses, and which connections it keeps, against a raw socket server."""
+import time
+
+import pytest
+
+from backend_to_api.errors import ApiError, UpstreamError
+from backend_to_api.upstream.body import UpstreamBody
+from backend_to_api.upstream.http1 import ConnectionPool, parse_head
+
+from .raw_http import RawServer, chunked, send
+
+EVENTS = [b"data: {\"n\": 1}\n\n", b"data: [DONE]\n\n"]
+CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.fixture
+def upstream():
+    servers = []
+
+    def start(*responses):
+        server = RawServer(responses)
+        servers.append(server)
+        return server, ConnectionPool(f"http://127.0.0.1:{server.port}/prefix", 2.0, None, max_idle=4)
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def call(pool, headers=None):
+    exchange = pool.exchange("POST", "/prefix/backend-api/conversation", headers or {"Authorization": "Bearer t"},
+                             b'{"a": 1}', 2.0)
+    return UpstreamBody.from_exchange(exchange, pool)
+
+
+def read_all(body):
+    out = b""
+    try:
+        while (data := body.read(2.0)) != b"":
+            assert data is not None, "a read timed out"
+            out += data
+    finally:
+        body.close()
+    return out
+
+
+def test_the_request_on_the_wire(upstream):
+    server, pool = upstream(send(CHUNKED + chunked(EVENTS)))
+    assert read_all(call(pool, {"Authorization": "Bearer t", "Accept": "text/event-stream"})) == b"".join(EVENTS)
+    assert server.requests == [
+        b"POST /prefix/backend-api/conversation HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer t\r\n"
+        b"Accept: text/event-stream\r\nContent-Length: 8\r\n\r\n{\"a\": 1}" % server.port
+    ]
+
+
+def test_host_header_leaves_out_a_default_port_and_credentials():
+    assert ConnectionPool("https://user:pw@chat.example:443/x", 1, None, 1).host_header == "chat.example"
+    assert ConnectionPool("http://chat.example:80", 1, None, 1).host_header == "chat.example"
+    assert ConnectionPool("http://chat.example:8080", 1, None, 1).host_header == "chat.example:8080"
+    assert ConnectionPool("http://[::1]:8080", 1, None, 1).host_header == "[::1]:8080"
+    pool = ConnectionPool("https://[::1]/", 1, None, 1)
+    assert (pool.host, pool.port, pool.host_header) == ("::1", 443, "[::1]")
+
+
+def test_a_line_break_in_a_header_never_reaches_the_wire(upstream):
+    server, pool = upstream(send(CHUNKED + chunked(EVENTS)))
+    with pytest.raises(ApiError) as refused:
+        call(pool, {"Authorization": "Bearer t\r\nX-Injected: 1"})
+    assert refused.value.status == 400
+    assert server.requests == []
+
+
+def test_interim_answers_are_skipped_and_lf_only_heads_read(upstream):
+    early_hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+    lf_only = b"HTTP/1.1 200 OK\nContent-Type: text/event-stream\nTransfer-Encoding: chunked\n\n"
+    _, pool = upstream(send(early_hints + lf_only + chunked(EVENTS)))
+    body = call(pool)
+    assert body.status == 200 and body.headers["content-type"] == "text/event-stream"
+    assert read_all(body) == b"".join(EVENTS)
+
+
+def test_head_parsing():
+    head = parse_head(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nX-A: 1\r\nx-a: 2\r\n"
+                      b"X-Folded: one\r\n  two\r\nnot a header\r\nContent-Length: 3")
+    assert head.status == 429
+    assert head.headers["retry-after"] == "7" and head.headers["X-A"] == "1, 2"
+    assert head.headers["X-Folded"] == "one two"
+    assert head.framing == (False, 3, False)
+    assert parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9").framing == (
+        True, None, False)
+    assert parse_head(b"HTTP/1.1 200 OK\r\nConnection: Close").framing == (False, None, True)
+    assert parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 2").framing == (False, 2, True)
+    assert parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2").framing == (False, 2, False)
+    assert parse_head(b"HTTP/1.1 200").status == 200  # no reason phrase
+    assert parse_head(b"HTTP/1.1 204 No Content").framing == (False, 0, False)
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/2 200 OK",
+    b"ICY 200 OK",
+    b"HTTP/1.1 2000 OK",
+    b"HTTP/1.1 OK",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2",
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2",  # a digit to str.isdigit(), not to HTTP
+    b"HTTP/1.1 200 OK\r\nContent-Length: -1",
+])
+def test_malformed_heads_are_a_bad_stream(raw):
+    with pytest.raises(UpstreamError) as failure:
+        parse_head(raw)
+    assert failure.value.status == 502 and failure.value.code == "bad_stream"
+
+
+def test_a_head_that_never_ends_is_refused(upstream):
+    _, pool = upstream(send(b"HTTP/1.1 200 OK\r\n" + b"X-Long: " + b"a" * 70000 + b"\r\n"))
+    with pytest.raises(UpstreamError) as failure:
+        call(pool)
+    assert failure.value.code == "bad_stream"
+
+
+def test_a_server_that_closes_without_answering(upstream):
+    _, pool = upstream(send(then="close"))
+    with pytest.raises(UpstreamError) as failure:
+        call(pool)
+    assert failure.value.status == 502 and failure.value.code == "upstream_disconnected"
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_used_again(upstream):
+    server, pool = upstream(send(CHUNKED + chunked(EVENTS), then="close"), send(CHUNKED + chunked(EVENTS)))
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    time.sleep(0.2)  # the server has closed the connection the pool keeps
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    assert server.connections == 2
+
+
+def test_kept_connections_serve_in_turn(upstream):
+    server, pool = upstream(*[send(CHUNKED + chunked(EVENTS)) for _ in range(3)])
+    for _ in range(3):
+        assert read_all(call(pool)) == b"".join(EVENTS)
+    assert server.connections == 1
+
+
+def test_an_http_1_0_answer_is_read_to_the_close_and_not_reused(upstream):
+    old = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + b"".join(EVENTS)
+    server, pool = upstream(send(old, then="close"), send(CHUNKED + chunked(EVENTS)))
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    assert server.connections == 2
+
+
+def test_an_error_body_is_read_for_its_message(upstream):
+    error = b'{"detail": "Too many requests in 1 hour."}'
+    _, pool = upstream(send(b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(error) + error))
+    body = call(pool)
+    assert body.status == 429 and body.read_text() == error.decode()
+
+
+def test_unreachable_and_silent_upstreams_raise_transport_errors():
+    closed = ConnectionPool("http://127.0.0.1:9", 1.0, None, 1)  # the discard port: nobody listens
+    with pytest.raises(ConnectionRefusedError):
+        closed.exchange("POST", "/c", {}, b"", 1.0)
+    server = RawServer([lambda conn: time.sleep(1.0)])
+    try:
+        silent = ConnectionPool(f"http://127.0.0.1:{server.port}", 1.0, None, 1)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            silent.exchange("POST", "/c", {}, b"", 0.3)
+        assert time.monotonic() - started < 0.9
+    finally:
+        server.close()
