@@ -25,7 +25,7 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     settings = settings or load_settings()
     configure_logging(settings)
     services = services or build_services(settings)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: /static/... is a 404 like any unknown path
     # "/images//x" would otherwise be answered by werkzeug's HTML 308 redirect; unknown paths are
     # 404s in OpenAI's shape like everything else.
     app.url_map.merge_slashes = False
