@@ -140,6 +140,16 @@ def test_kept_connections_serve_in_turn(upstream):
     assert server.connections == 1
 
 
+def test_no_more_idle_connections_are_kept_than_allowed(upstream):
+    server, pool = upstream(*[send(CHUNKED + chunked(EVENTS)) for _ in range(3)])
+    pool = ConnectionPool(f"http://127.0.0.1:{server.port}", 2.0, None, max_idle=1)
+    first, second = call(pool), call(pool)  # two at once: two connections
+    assert read_all(first) == read_all(second) == b"".join(EVENTS)
+    assert len(pool._idle) == 1  # the second one given back was closed
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    assert server.connections == 2
+
+
 def test_an_http_1_0_answer_is_read_to_the_close_and_not_reused(upstream):
     old = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n" + b"".join(EVENTS)
     server, pool = upstream(send(old, then="close"), send(CHUNKED + chunked(EVENTS)))

@@ -89,10 +89,6 @@ class ConnectionPool:
         else:
             sock.close()
 
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
-
     def _checkout(self) -> socket.socket:
         while self._idle:
             sock = self._idle.pop()
