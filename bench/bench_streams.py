@@ -229,7 +229,7 @@ class QuietEmulator(Emulator):
         with open(self.output_path, "wb") as output:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.emulator", "--host", HOST, "--port", str(self.port)],
-                cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+                cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(lambda: requests.get(self.url + "/_emulator/health", timeout=1).ok, what="emulator")
         return self
 

@@ -39,6 +39,12 @@ def wait_until(check, timeout: float = 20.0, what: str = "service") -> None:
 
 
 def stop(process: subprocess.Popen) -> None:
+    """Stop a service started with ``start_new_session=True``, and whatever it left behind.
+
+    A gthread worker can deadlock in gunicorn's own quit handler (SIGINT arriving while its
+    thread pool starts a thread: the handler waits for a lock the interrupted code holds). The
+    master would SIGKILL it after graceful_timeout, 30 s; we kill the master sooner, so its
+    process group goes too, or the worker would outlive the tests."""
     if process.poll() is None:
         # SIGINT: gunicorn's quick shutdown (SIGTERM would wait for open keep-alive connections).
         process.send_signal(signal.SIGINT)
@@ -47,6 +53,10 @@ def stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left (or the group was never ours)
 
 
 class RedisServer:
@@ -62,7 +72,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self.workdir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         wait_until(self.ping, what="redis-server")
         return self
@@ -99,6 +109,7 @@ class Emulator:
         tls = ["--certfile", TLS_CERT, "--keyfile", os.path.join(ROOT, "tests", "tls", "key.pem")] if self.tls else []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.emulator", "--host", "127.0.0.1", "--port", str(self.port), *tls], cwd=ROOT,
+            start_new_session=True,
         )
         wait_until(lambda: self._get("/_emulator/health").ok, what="emulator")
         return self
@@ -166,6 +177,7 @@ class Proxy:
         self._output = open(self.output_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "main.py"], cwd=ROOT, env=self.env, stdout=self._output, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             wait_until(lambda: requests.get(self.url + "/healthz", timeout=1).ok, what="proxy")

@@ -88,7 +88,7 @@ def test_gunicorn_main_app_works_too(emulator, redis_server, tmp_path):
            "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port), "LOG_DIR": str(tmp_path),
            "PROCESS_WORKERS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "main:app"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: requests.get(url + "/healthz", timeout=1).ok, what="gunicorn main:app")
