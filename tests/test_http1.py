@@ -119,10 +119,29 @@ def test_a_head_that_never_ends_is_refused(upstream):
 
 
 def test_a_server_that_closes_without_answering(upstream):
-    _, pool = upstream(send(then="close"))
+    server, pool = upstream(send(then="close"), send(CHUNKED + chunked(EVENTS)))
     with pytest.raises(UpstreamError) as failure:
         call(pool)
     assert failure.value.status == 502 and failure.value.code == "upstream_disconnected"
+    assert len(server.requests) == 1  # a new connection: not sent again
+
+
+def test_a_kept_connection_closed_under_the_request_is_retried_once_on_a_new_one(upstream):
+    # The second request goes out on the kept connection, which the server then closes unanswered
+    # (an idle close that crossed the request): it is sent again on a new connection.
+    server, pool = upstream(send(CHUNKED + chunked(EVENTS)), send(then="close"), send(CHUNKED + chunked(EVENTS)))
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    assert server.connections == 2 and len(server.requests) == 3
+
+
+def test_a_kept_connection_cut_in_the_middle_of_an_answer_is_not_retried(upstream):
+    server, pool = upstream(send(CHUNKED + chunked(EVENTS)), send(b"HTTP/1.1 200 OK\r\nContent-", then="close"),
+                            send(CHUNKED + chunked(EVENTS)))
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    with pytest.raises(UpstreamError) as failure:
+        call(pool)
+    assert failure.value.code == "upstream_disconnected" and len(server.requests) == 2
 
 
 def test_a_connection_the_server_closed_while_idle_is_not_used_again(upstream):

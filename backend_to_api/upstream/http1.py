@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _socket
 import collections
+import logging
 import re
 import socket
 import ssl
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 from urllib3 import HTTPHeaderDict
 
 from ..errors import ApiError, UpstreamError
+
+log = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024
 READ_SIZE = 64 * 1024
@@ -72,15 +75,17 @@ class ConnectionPool:
         """Send one request and read the head of its answer. Transport errors are raised as they
         come (OSError, TimeoutError); ``errors.wrap_transport_errors`` turns them into ours."""
         request = _request_bytes(method, path, self.host_header, headers, body)
-        sock = self._checkout()
+        sock, reused = self._checkout()
         try:
-            sock.settimeout(read_timeout)
-            sock.sendall(request)
-            head, early = read_head(sock)
-        except BaseException:
-            sock.close()
-            raise
-        return Exchange(head, sock, early)
+            return _send(sock, request, read_timeout)
+        except (NoAnswer, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+        # The server closed this idle connection just as the request went out (its FIN crossed
+        # our request), and nothing of an answer came: the request goes once more on a new
+        # connection, as browsers do for a reused connection that fails before any answer.
+        log.info("a kept-alive upstream connection was closed under the request; sending it again")
+        return _send(self._connect(), request, read_timeout)
 
     def give_back(self, sock: socket.socket) -> None:
         """A connection whose answer was read to its clean end, ready for the next request."""
@@ -89,13 +94,14 @@ class ConnectionPool:
         else:
             sock.close()
 
-    def _checkout(self) -> socket.socket:
+    def _checkout(self) -> Tuple[socket.socket, bool]:
+        """A connection, and whether it served before."""
         while self._idle:
             sock = self._idle.pop()
             if _still_open(sock):
-                return sock
+                return sock, True
             sock.close()
-        return self._connect()
+        return self._connect(), False
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
@@ -107,6 +113,17 @@ class ConnectionPool:
             sock.close()
             raise
         return sock
+
+
+def _send(sock: socket.socket, request: bytes, read_timeout: float) -> Exchange:
+    try:
+        sock.settimeout(read_timeout)
+        sock.sendall(request)
+        head, early = read_head(sock)
+    except BaseException:
+        sock.close()
+        raise
+    return Exchange(head, sock, early)
 
 
 def _tls_context(ca_bundle: Optional[str]) -> ssl.SSLContext:
@@ -143,14 +160,31 @@ def _request_bytes(method: str, path: str, host: str, headers: Mapping[str, str]
 
 # --- the answer's head ---------------------------------------------------------------------------
 
+class NoAnswer(UpstreamError):
+    """The connection ended before a single byte of an answer."""
+
+    def __init__(self) -> None:
+        super().__init__(502, "The upstream closed the connection without answering.", code="upstream_disconnected")
+
+
 def read_head(sock: socket.socket) -> Tuple[ResponseHead, bytes]:
     """The final head (1xx interim answers are skipped) and the body bytes read past it."""
-    buffer = b""
+    buffer = _first_bytes(sock)
     while True:
         raw, buffer = _read_until_head_end(sock, buffer)
         head = parse_head(raw)
         if not (100 <= head.status < 200) or head.status == 101:
             return head, buffer
+
+
+def _first_bytes(sock: socket.socket) -> bytes:
+    try:
+        data = sock.recv(READ_SIZE)
+    except ConnectionResetError as exc:
+        raise NoAnswer() from exc
+    if not data:
+        raise NoAnswer()
+    return data
 
 
 def _read_until_head_end(sock: socket.socket, buffer: bytes) -> Tuple[bytes, bytes]:
@@ -164,7 +198,7 @@ def _read_until_head_end(sock: socket.socket, buffer: bytes) -> Tuple[bytes, byt
         searched = max(0, len(buffer) - 3)
         data = sock.recv(READ_SIZE)
         if not data:
-            raise UpstreamError(502, "The upstream closed the connection without answering.",
+            raise UpstreamError(502, "The upstream closed the connection in the middle of its headers.",
                                 code="upstream_disconnected")
         buffer += data
 
