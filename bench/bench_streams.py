@@ -842,7 +842,10 @@ def header(args: argparse.Namespace) -> str:
 def ratio_line(direct: Phase, proxied: Phase) -> str:
     d, p = stats(direct), stats(proxied)
     return (f"proxy/direct  ttft p50 {ratio(p['ttft50'], d['ttft50'])}  p99 {ratio(p['ttft99'], d['ttft99'])}  "
-            f"stream p99 {ratio(p['dur99'], d['dur99'])}  wall {ratio(proxied.wall, direct.wall)}")
+            f"stream p99 {ratio(p['dur99'], d['dur99'])}  wall {ratio(proxied.wall, direct.wall)}  "
+            # The machine's speed drifts by +-15% between runs; this ratio of two CPU figures taken in
+            # the same phase barely does, so it is the one to compare across runs and commits.
+            f"cpu proxy/emulator {ratio(proxied.proxy_cpu, proxied.emulator_cpu)}")
 
 
 def nonstream_line(batch: Phase) -> str:
