@@ -149,12 +149,13 @@ class ProcTree:
 
 def machine_busy(kind: str = "all") -> float:
     """CPU seconds the whole machine spent busy since boot (all CPUs, /proc/stat): "all", "tasks"
-    (user + nice + system: time charged to processes) or "irq" (irq + softirq: loopback TCP is
-    largely processed there and charged to no process)."""
+    (user + nice + system: time charged to processes), "irq" (irq + softirq: loopback TCP is
+    largely processed there and charged to no process) or "steal" (time the hypervisor ran someone
+    else on our CPUs: a shared host that is busy makes every figure of a run slower)."""
     with open("/proc/stat") as handle:
         user, nice, system, _idle, _iowait, irq, softirq, steal = (
             int(v) for v in handle.readline().split()[1:9])
-    parts = {"tasks": user + nice + system, "irq": irq + softirq}
+    parts = {"tasks": user + nice + system, "irq": irq + softirq, "steal": steal}
     parts["all"] = parts["tasks"] + parts["irq"] + steal
     return parts[kind] / CLK_TCK
 
@@ -602,6 +603,7 @@ class Phase:
     worker_cpu: List[float] = field(default_factory=list)  # per live worker, busiest first
     others_cpu: float = 0.0  # CPU of every other process on the machine during the phase
     irq_cpu: float = 0.0     # irq + softirq time of the machine (mostly our loopback traffic)
+    steal_cpu: float = 0.0   # CPU time the host gave to other guests while the phase ran
     seconds: float = 0.0     # how long the phase ran
 
 
@@ -630,6 +632,7 @@ def measured_phase(name: str, env: "Bench", count: int, job: Callable[[int], Res
     emulator_tree = ProcTree(env.emulator.process.pid)
     emu0, own0, workers0 = emulator_tree.cpu(), own_cpu(), env.proxy_tree.cpu_by_child()
     redis0, tasks0, irq0 = env.redis_tree.cpu(), machine_busy("tasks"), machine_busy("irq")
+    steal0 = machine_busy("steal")
     started = time.monotonic()
     with Sampler(env.proxy_tree, period) as sampler:
         results, wall = run_concurrently(count, job, env.args.phase_timeout, ramp)
@@ -639,7 +642,7 @@ def measured_phase(name: str, env: "Bench", count: int, job: Callable[[int], Res
     ours = proxy_cpu + emulator_cpu + loadgen_cpu + env.redis_tree.cpu() - redis0
     phase = Phase(name, results, wall, activity, proxy_cpu=proxy_cpu, emulator_cpu=emulator_cpu,
                   loadgen_cpu=loadgen_cpu, others_cpu=max(0.0, machine_busy("tasks") - tasks0 - ours),
-                  irq_cpu=machine_busy("irq") - irq0,
+                  irq_cpu=machine_busy("irq") - irq0, steal_cpu=machine_busy("steal") - steal0,
                   seconds=time.monotonic() - started,
                   frames=sum(s["events_sent"] for s in env.emulator.streams()),
                   peak_rss=sampler.peak_rss(),
@@ -809,7 +812,8 @@ def cpu_lines(phase: Phase, text_events: int) -> str:
     return (f"{phase.name:<9} cpu: proxy {phase.proxy_cpu:.2f}s = {per_frame:.3f}s/1000 upstream events "
             f"({phase.frames} events; {per_text:.3f}s/1000 text events), per worker {workers} | "
             f"emulator {phase.emulator_cpu:.2f}s | loadgen {phase.loadgen_cpu:.2f}s\n"
-            f"{'':<9} machine: softirq {phase.irq_cpu:.2f}s, other processes {phase.others_cpu:.2f}s "
+            f"{'':<9} machine: softirq {phase.irq_cpu:.2f}s, stolen by the host {phase.steal_cpu:.2f}s, "
+            f"other processes {phase.others_cpu:.2f}s "
             f"({share:.0f}% of all cpus) | peak proxy rss {phase.peak_rss / 2**20:.0f}MB")
 
 
