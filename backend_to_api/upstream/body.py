@@ -6,8 +6,9 @@ every half second (keep-alives, a client that left) even when the upstream is si
 (several Python calls per chunk), and a read timeout leaves http.client's socket file unusable.
 So, once the headers are in, the body is read from the socket itself: first the bytes that came
 with the headers (our own exchange's, or what http.client's reader had buffered), then ``recv``
-with a per-call timeout; ``ChunkedDecoder`` unframes it and ``zlib`` undoes gzip/deflate. A body read to its clean end gives its connection back to the
-pool (the next reply skips the TCP and TLS handshakes); anything else closes it.
+with a per-call timeout; ``ChunkedDecoder`` unframes it and ``zlib`` undoes gzip/deflate. A body
+read to its clean end gives its connection back to the pool (the next reply skips the TCP and TLS
+handshakes); anything else closes it.
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ _ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "defl
 class UpstreamBody:
     """One upstream response: status, headers, then ``read(timeout)``.
 
-    Made from our own exchange (``from_exchange``, the conversation call) or from a urllib3
-    response that was not preloaded (``from_urllib3``: through a proxy, and small calls' error bodies).
+    Made from our own exchange (``from_exchange``: the conversation call) or from a urllib3
+    response that was not preloaded (``from_urllib3``: the conversation call through a proxy).
     """
 
     def __init__(self, status: int, headers: Mapping[str, str], sock: socket.socket, framing: Framing,

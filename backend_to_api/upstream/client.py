@@ -121,9 +121,15 @@ def _is_document(content_type: str) -> bool:
     return kind in ("application/json", "text/html") or kind.endswith("+json")
 
 
-def _short_body(response: requests.Response) -> str:
-    """The first 64 KiB of a body we only need for an error message."""
-    return UpstreamBody.from_urllib3(response.raw).read_text()
+def _short_body(response: requests.Response, limit: int = 64 * 1024) -> str:
+    """The first 64 KiB of a small call's body that we only need for an error message (then closed)."""
+    try:
+        with wrap_transport_errors("reading the error body"):
+            return response.raw.read(limit, decode_content=True).decode("utf-8", "replace")
+    except UpstreamError:
+        return ""
+    finally:
+        response.close()
 
 
 def _session(settings: Settings) -> requests.Session:
