@@ -198,3 +198,9 @@ def test_unreachable_and_silent_upstreams_raise_transport_errors():
         assert time.monotonic() - started < 0.9
     finally:
         server.close()
+
+
+def test_a_ca_folder_is_accepted_as_well_as_a_ca_file(tmp_path):
+    # requests takes either for REQUESTS_CA_BUNDLE; neither may stop a worker from starting
+    assert ConnectionPool("https://chat.example", 1, str(tmp_path), 1)._tls is not None
+    assert ConnectionPool("https://chat.example", 1, None, 1)._tls is not None

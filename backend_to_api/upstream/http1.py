@@ -12,6 +12,7 @@ from __future__ import annotations
 import _socket
 import collections
 import logging
+import os
 import re
 import socket
 import ssl
@@ -127,7 +128,11 @@ def _send(sock: socket.socket, request: bytes, read_timeout: float) -> Exchange:
 
 
 def _tls_context(ca_bundle: Optional[str]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_bundle)
+    # REQUESTS_CA_BUNDLE may name a file or, as requests also accepts, a hashed certificate folder
+    if ca_bundle and os.path.isdir(ca_bundle):
+        context = ssl.create_default_context(capath=ca_bundle)
+    else:
+        context = ssl.create_default_context(cafile=ca_bundle)
     context.set_alpn_protocols(["http/1.1"])
     return context
 
