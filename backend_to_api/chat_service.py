@@ -10,11 +10,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from .auth.pool import TokenPool, fails_over, no_token_left
 from .auth.tokens import Credentials, TokenResolver
-from .errors import ApiError, UpstreamError, empty_reply
+from .errors import ApiError, ClientGone, UpstreamError, empty_reply
 from .gpts import GizmoCatalog
 from .limits import RateLimiter
 from .models import ModelRegistry, ModelSpec
@@ -29,6 +29,14 @@ from .upstream.client import UpstreamClient
 from .upstream.reply import WAITING, FollowUp, ReplyStream
 
 log = logging.getLogger(__name__)
+
+# While no header has gone out, how often a request waiting for the first event checks that its
+# client is still there (a client that left must not keep an upstream reply running).
+FIRST_EVENT_TICK = 0.5
+
+
+def _never() -> bool:
+    return False
 
 
 @dataclass
@@ -63,14 +71,16 @@ class ChatService:
             return self.gpts.resolve(name, credentials)
         return self.models.resolve(name)
 
-    def open(self, request: ChatRequest, credentials: Optional[Credentials]) -> OpenReply:
-        """Open the reply with the client's credentials, or (None) with tokens from the pool."""
+    def open(self, request: ChatRequest, credentials: Optional[Credentials],
+             client_gone: Callable[[], bool] = _never) -> OpenReply:
+        """Open the reply with the client's credentials, or (None) with tokens from the pool.
+        ``client_gone`` is asked while the first event is awaited (ClientGone when it says yes)."""
         if credentials is not None:
-            return self._open_with(request, credentials)
+            return self._open_with(request, credentials, client_gone)
         last: Optional[ApiError] = None
         for entry in self.pool.candidates():
             try:
-                return self._open_with(request, entry)
+                return self._open_with(request, entry, client_gone)
             except ApiError as exc:
                 if not fails_over(exc):
                     raise
@@ -78,7 +88,7 @@ class ChatService:
                 last = exc
         raise no_token_left(last)
 
-    def _open_with(self, request: ChatRequest, credentials: Credentials) -> OpenReply:
+    def _open_with(self, request: ChatRequest, credentials: Credentials, client_gone: Callable[[], bool]) -> OpenReply:
         # The caller's key is checked first: a GPT lookup spends key_for_gpts_info's token, which
         # a caller with no valid key must not be able to make us do. (Unknown built-in names still
         # answer 404 first: models.resolve costs nothing.)
@@ -94,7 +104,7 @@ class ChatService:
         opened.reply = ReplyStream(lambda: self._post(payload, opened), self._action_follow_up(opened),
                                    read_timeout=self.settings.upstream_read_timeout)
         try:
-            self._await_first_event(opened)
+            self._await_first_event(opened, client_gone)
         except BaseException:
             opened.reply.close()
             raise
@@ -150,7 +160,7 @@ class ChatService:
         log.info("upstream rejected the access token of %s; refreshing once", mask(opened.credentials.key))
         opened.access_token = self.tokens.access_token(opened.credentials, stale=opened.access_token)
 
-    def _await_first_event(self, opened: OpenReply) -> None:
+    def _await_first_event(self, opened: OpenReply, client_gone: Callable[[], bool]) -> None:
         """Read until the upstream has shown it is answering, or the header deadline passes."""
         started = time.monotonic()
         deadline = started + self.settings.first_event_timeout
@@ -158,8 +168,10 @@ class ChatService:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return  # answer headers now; keep-alives cover the rest of the silence
-            batch = opened.reply.next_events(min(remaining, 1.0))
+            batch = opened.reply.next_events(min(remaining, FIRST_EVENT_TICK))
             if batch is WAITING:
+                if client_gone():
+                    raise ClientGone()
                 continue
             if batch is None:
                 raise _no_reply(opened.pending)

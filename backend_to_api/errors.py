@@ -36,6 +36,10 @@ class ApiError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+class ClientGone(Exception):
+    """The client closed its connection; the reply is abandoned (answered 499, which nobody reads)."""
+
+
 class UpstreamError(ApiError):
     """The upstream refused or failed. ``upstream_status`` is what it answered (None: no answer)."""
 

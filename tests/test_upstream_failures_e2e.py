@@ -1,6 +1,8 @@
 """Upstream failures before and during the stream, silences, and clients that go away."""
 from __future__ import annotations
 
+import json
+import socket
 import time
 import uuid
 
@@ -219,3 +221,27 @@ def test_a_finished_answer_without_done_or_finish_details_is_complete(proxy):
                    stream=True)
     text = response.content.decode()
     assert '"content":"ends quietly"' in text and '{"error"' not in text and text.endswith("data: [DONE]\n\n")
+
+
+def test_a_client_that_leaves_before_the_first_token_closes_the_upstream(start_proxy, emulator):
+    # The upstream answers at once but says nothing real for 30 s (only pings), so no header has
+    # gone out yet when the client leaves; the proxy must notice without waiting for the first token.
+    proxy = start_proxy({"FIRST_EVENT_TIMEOUT": "20"})
+    body = json.dumps({"model": "gpt-4o", "stream": True, "messages": [
+        {"role": "user", "content": directive(emu="hang", text="abcdef", after_chunks=0, hang=30)}]}).encode()
+    asked_at = time.time()
+    with socket.create_connection(("127.0.0.1", proxy.port)) as client:
+        client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rt-leaver\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        time.sleep(1.5)
+        closed_at = time.time()
+    deadline, record = time.monotonic() + 8, None
+    while time.monotonic() < deadline:
+        ours = [s for s in emulator.streams() if s.get("scenario") == "hang" and s["started"] >= asked_at]
+        record = ours[-1] if ours else None
+        if record and record.get("ended"):
+            break
+        time.sleep(0.2)
+    assert record and record.get("ended") and record["closed_early"], record
+    assert record["ended"] - closed_at < 2.5
+    assert "499" in proxy.logs()

@@ -8,7 +8,8 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from ..media import MediaConfig, MediaResolver
 from ..render.chunks import ChunkFactory
-from ..render.stream import ClientGone, ReplyContext, complete_reply, stream_reply
+from ..errors import ClientGone
+from ..render.stream import ReplyContext, complete_reply, stream_reply
 from ..render.text import ReplyRenderer
 from ..render.usage import count_prompt
 from ..translate.chat_request import parse_chat_request
@@ -30,9 +31,10 @@ def chat_completions() -> Response:
     g.model = chat_request.model
     credentials = client_credentials()
     svc = services()
-    opened = svc.chat.open(chat_request, credentials)
+    client_gone = client_gone_probe(request.environ)
+    opened = svc.chat.open(chat_request, credentials, client_gone)
     try:
-        context = _context(opened, chat_request)
+        context = _context(opened, chat_request, client_gone)
     except BaseException:
         opened.reply.close()  # never leave an upstream call open that nobody will read
         raise
@@ -49,7 +51,7 @@ def chat_completions() -> Response:
     return Response(body, status=200, mimetype="text/event-stream", headers=STREAM_HEADERS)
 
 
-def _context(opened, chat_request) -> ReplyContext:
+def _context(opened, chat_request, client_gone: Callable[[], bool]) -> ReplyContext:
     settings = services().settings
     encoding = opened.model.family.tokenizer
     return ReplyContext(
@@ -58,7 +60,7 @@ def _context(opened, chat_request) -> ReplyContext:
         prompt_tokens=lambda: count_prompt(chat_request.messages, encoding),
         encoding=encoding,
         keep_alive_interval=settings.keep_alive_interval,
-        client_gone=client_gone_probe(request.environ),
+        client_gone=client_gone,
         include_usage=chat_request.include_usage,
         sleep_between_chunks=settings.refresh.stream_sleep_time,
     )

@@ -6,8 +6,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ..errors import ApiError, UpstreamError
-from ..render.stream import ClientGone
+from ..errors import ApiError, ClientGone, UpstreamError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Callable, Iterator, Optional
 
-from ..errors import ApiError, UpstreamError, empty_reply, upstream_timeout
+from ..errors import ApiError, ClientGone, UpstreamError, empty_reply, upstream_timeout
 from ..sse.events import ReasoningDelta, StreamEnd
 from ..upstream.reply import WAITING
 from .chunks import DONE, KEEP_ALIVE, ChunkFactory
@@ -20,10 +20,6 @@ from .usage import usage
 log = logging.getLogger(__name__)
 
 TICK = 0.5  # how often a silent stream checks whether its client is still there
-
-
-class ClientGone(Exception):
-    """The client closed its connection; the reply is abandoned."""
 
 
 @dataclass
