@@ -156,6 +156,13 @@ def leave_a_hanging_stream(proxy, emulator) -> tuple:
             break
     closed_at = time.time()
     response.close()  # an unread streamed body: urllib3 closes the socket
+    record = ended_hang_stream(emulator, asked_at)
+    return record, record["ended"] - closed_at
+
+
+def ended_hang_stream(emulator, asked_at: float) -> dict:
+    """The emulator's record of the last "hang" stream started since ``asked_at``, once it has
+    ended (waiting up to 8 s for that)."""
     deadline, record = time.monotonic() + 8, None
     while time.monotonic() < deadline:
         ours = [s for s in emulator.streams() if s.get("scenario") == "hang" and s["started"] >= asked_at]
@@ -164,7 +171,7 @@ def leave_a_hanging_stream(proxy, emulator) -> tuple:
             break
         time.sleep(0.2)
     assert record and record.get("ended"), record
-    return record, record["ended"] - closed_at
+    return record
 
 
 def test_client_disconnect_closes_the_upstream_quickly(proxy, emulator):
@@ -235,13 +242,6 @@ def test_a_client_that_leaves_before_the_first_token_closes_the_upstream(start_p
                        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
         time.sleep(1.5)
         closed_at = time.time()
-    deadline, record = time.monotonic() + 8, None
-    while time.monotonic() < deadline:
-        ours = [s for s in emulator.streams() if s.get("scenario") == "hang" and s["started"] >= asked_at]
-        record = ours[-1] if ours else None
-        if record and record.get("ended"):
-            break
-        time.sleep(0.2)
-    assert record and record.get("ended") and record["closed_early"], record
-    assert record["ended"] - closed_at < 2.5
+    record = ended_hang_stream(emulator, asked_at)
+    assert record["closed_early"] and record["ended"] - closed_at < 2.5, record
     assert "499" in proxy.logs()
