@@ -204,3 +204,15 @@ def test_a_ca_folder_is_accepted_as_well_as_a_ca_file(tmp_path):
     # requests takes either for REQUESTS_CA_BUNDLE; neither may stop a worker from starting
     assert ConnectionPool("https://chat.example", 1, str(tmp_path), 1)._tls is not None
     assert ConnectionPool("https://chat.example", 1, None, 1)._tls is not None
+
+
+def test_connections_idle_past_the_limit_are_closed(upstream):
+    server, _ = upstream(*[send(CHUNKED + chunked(EVENTS)) for _ in range(3)])
+    pool = ConnectionPool(f"http://127.0.0.1:{server.port}", 2.0, None, max_idle=4, idle_limit=0.3)
+    first, second = call(pool), call(pool)
+    assert read_all(first) == read_all(second) == b"".join(EVENTS)
+    kept = [sock for sock, _ in pool._idle]
+    assert len(kept) == 2
+    time.sleep(0.5)
+    assert read_all(call(pool)) == b"".join(EVENTS)  # on a new connection: both kept ones were too old
+    assert server.connections == 3 and all(sock.fileno() == -1 for sock in kept)

@@ -16,7 +16,9 @@ import os
 import re
 import socket
 import ssl
-from typing import Deque, Mapping, NamedTuple, Optional, Tuple
+import threading
+import time
+from typing import Deque, List, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import urlsplit
 
 from urllib3 import HTTPHeaderDict
@@ -55,10 +57,17 @@ class Exchange(NamedTuple):
     early: bytes
 
 
-class ConnectionPool:
-    """Keep-alive connections to one upstream origin; the most recently used idle one is taken first."""
+# How long an idle connection is kept. Servers close theirs sooner or later (nginx after 75 s, Node
+# and uvicorn after 5 s); one they closed would only hold a descriptor here until it is looked at.
+IDLE_LIMIT = 60.0
 
-    def __init__(self, root: str, connect_timeout: float, ca_bundle: Optional[str], max_idle: int) -> None:
+
+class ConnectionPool:
+    """Keep-alive connections to one upstream origin; the most recently used idle one is taken first.
+    Thread-safe (gthread workers share one per process)."""
+
+    def __init__(self, root: str, connect_timeout: float, ca_bundle: Optional[str], max_idle: int,
+                 idle_limit: float = IDLE_LIMIT) -> None:
         parts = urlsplit(root)
         self.host = parts.hostname or ""
         default_port = 443 if parts.scheme == "https" else 80
@@ -68,8 +77,10 @@ class ConnectionPool:
             self.host_header = self.host_header.rsplit(":", 1)[0]
         self.connect_timeout = connect_timeout
         self._tls = _tls_context(ca_bundle) if parts.scheme == "https" else None
-        self._idle: Deque[socket.socket] = collections.deque()
+        self._idle: Deque[Tuple[socket.socket, float]] = collections.deque()  # (connection, idle since)
         self._max_idle = max_idle
+        self._idle_limit = idle_limit
+        self._lock = threading.Lock()
 
     def exchange(self, method: str, path: str, headers: Mapping[str, str], body: bytes,
                  read_timeout: float) -> Exchange:
@@ -90,19 +101,35 @@ class ConnectionPool:
 
     def give_back(self, sock: socket.socket) -> None:
         """A connection whose answer was read to its clean end, ready for the next request."""
-        if len(self._idle) < self._max_idle:
-            self._idle.append(sock)
-        else:
-            sock.close()
+        now = time.monotonic()
+        with self._lock:
+            stale = self._take_stale(now)
+            keep = len(self._idle) < self._max_idle
+            if keep:
+                self._idle.append((sock, now))
+        for old in stale + ([] if keep else [sock]):
+            old.close()
 
     def _checkout(self) -> Tuple[socket.socket, bool]:
         """A connection, and whether it served before."""
-        while self._idle:
-            sock = self._idle.pop()
+        while True:
+            with self._lock:
+                stale = self._take_stale(time.monotonic())
+                sock = self._idle.pop()[0] if self._idle else None
+            for old in stale:
+                old.close()
+            if sock is None:
+                return self._connect(), False
             if _still_open(sock):
                 return sock, True
             sock.close()
-        return self._connect(), False
+
+    def _take_stale(self, now: float) -> List[socket.socket]:
+        """Idle connections past the limit (oldest first), out of the pool; under the lock."""
+        stale = []
+        while self._idle and now - self._idle[0][1] > self._idle_limit:
+            stale.append(self._idle.popleft()[0])
+        return stale
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
