@@ -6,9 +6,9 @@ from typing import Callable, Iterator
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from ..errors import ClientGone
 from ..media import MediaConfig, MediaResolver
 from ..render.chunks import ChunkFactory
-from ..errors import ClientGone
 from ..render.stream import ReplyContext, complete_reply, stream_reply
 from ..render.text import ReplyRenderer
 from ..render.usage import count_prompt
