@@ -45,9 +45,11 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     app.register_blueprint(health)
     app.register_blueprint(media_files)
     app.register_blueprint(metrics_blueprint)
-    if start_background_jobs:
+    if start_background_jobs:  # a serving worker, not a test's app
+        from .render.usage import preload
         from .scheduler import start_scheduler
 
+        preload()
         start_scheduler(services)
     return app
 

@@ -81,6 +81,13 @@ def test_tiktoken_counts_offline(tmp_path):
     assert result.stdout.split() == ["2", "2", "3"]
 
 
+def test_workers_load_the_default_tokenizer_before_serving(proxy):
+    # On first use instead, o200k's ~0.6 s load would stall every stream of that worker.
+    output = proxy.output()
+    assert re.search(r"tokenizer o200k_base loaded in \d+\.\d\d s", output), output[-2000:]
+    assert "tokenizer cl100k_base loaded" not in output  # that one waits for its first use
+
+
 def test_gunicorn_main_app_works_too(emulator, redis_server, tmp_path):
     port = free_port()
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "UPSTREAM_BASE_URL": emulator.url,
