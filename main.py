@@ -46,10 +46,9 @@ def main() -> int:
         return 2
     from gunicorn.app.base import BaseApplication
 
-    from backend_to_api.serving import gunicorn_options, prefer_ares_resolver, prepare_metrics_dir
+    from backend_to_api.serving import gunicorn_options, prepare_master
 
-    prepare_metrics_dir(os.environ)
-    prefer_ares_resolver(os.environ)
+    prepare_master(os.environ)
 
     class Server(BaseApplication):
         def load_config(self) -> None:

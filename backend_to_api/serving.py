@@ -19,6 +19,13 @@ WORKER_CLASSES = {"gevent": "backend_to_api.stream_worker.StreamingGeventWorker"
 OWNED_DIR_VARIABLE = "B2A_OWNED_METRICS_DIR"
 
 
+def prepare_master(environ: MutableMapping[str, str]) -> None:
+    """What the master sets in its environment before gunicorn forks workers (main.py and
+    gunicorn.conf.py both start here)."""
+    prepare_metrics_dir(environ)
+    prefer_ares_resolver(environ)
+
+
 def prepare_metrics_dir(environ: MutableMapping[str, str]) -> str:
     """Give the workers one shared, empty directory for their metric samples (prometheus_client's
     multiprocess mode reads the variable when it is imported, so this runs in the master first).

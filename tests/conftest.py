@@ -117,11 +117,14 @@ class Emulator:
     def _get(self, path: str):
         return requests.get(self.url + path, timeout=5, verify=TLS_CERT if self.tls else True)
 
+    def _post(self, path: str, **kwargs) -> None:
+        requests.post(self.url + path, timeout=5, verify=TLS_CERT if self.tls else True, **kwargs).raise_for_status()
+
     def reset(self) -> None:
-        requests.post(self.url + "/_emulator/reset", timeout=5, verify=TLS_CERT if self.tls else True).raise_for_status()
+        self._post("/_emulator/reset")
 
     def configure(self, **values) -> None:
-        requests.post(self.url + "/_emulator/config", json=values, timeout=5).raise_for_status()
+        self._post("/_emulator/config", json=values)
 
     def requests(self, path: Optional[str] = None) -> List[dict]:
         items = self._get("/_emulator/requests").json()
@@ -134,7 +137,7 @@ class Emulator:
         return self._get("/_emulator/streams").json()
 
     def revoke(self, access_token: str) -> None:
-        requests.post(self.url + "/_emulator/revoke", json={"access_token": access_token}, timeout=5).raise_for_status()
+        self._post("/_emulator/revoke", json={"access_token": access_token})
 
     def stop(self) -> None:
         if self.process:

@@ -1,5 +1,5 @@
 """A raw HTTP server for tests that must send exact bytes, broken framing included (threads and
-sockets, nothing of ours), and a chunked-body builder."""
+sockets, nothing of ours), a chunked-body builder, and a reader of an UpstreamBody to its end."""
 import socket
 import threading
 import time
@@ -65,3 +65,17 @@ def send(*parts, pause=0.0, then=None):
             time.sleep(pause)
         return then
     return respond
+
+
+def read_all(body, timeout=2.0):
+    """Everything an UpstreamBody gives until its end (each read must come within ``timeout``); closes it."""
+    out = b""
+    try:
+        while True:
+            data = body.read(timeout)
+            assert data is not None, "a read timed out"
+            if not data:
+                return out
+            out += data
+    finally:
+        body.close()

@@ -8,7 +8,7 @@ from backend_to_api.errors import ApiError, UpstreamError
 from backend_to_api.upstream.body import UpstreamBody
 from backend_to_api.upstream.http1 import ConnectionPool, parse_head
 
-from .raw_http import RawServer, chunked, send
+from .raw_http import RawServer, chunked, read_all, send
 
 EVENTS = [b"data: {\"n\": 1}\n\n", b"data: [DONE]\n\n"]
 CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -32,17 +32,6 @@ def call(pool, headers=None):
     exchange = pool.exchange("POST", "/prefix/backend-api/conversation", headers or {"Authorization": "Bearer t"},
                              b'{"a": 1}', 2.0)
     return UpstreamBody.from_exchange(exchange, pool)
-
-
-def read_all(body):
-    out = b""
-    try:
-        while (data := body.read(2.0)) != b"":
-            assert data is not None, "a read timed out"
-            out += data
-    finally:
-        body.close()
-    return out
 
 
 def test_the_request_on_the_wire(upstream):

@@ -17,7 +17,7 @@ from backend_to_api.upstream.body import UpstreamBody
 from backend_to_api.upstream.chunked import ChunkedDecoder, ChunkedFormatError
 from backend_to_api.upstream.http1 import ConnectionPool
 
-from .raw_http import RawServer, chunked, send
+from .raw_http import RawServer, chunked, read_all, send
 
 
 def decode_in_steps(body, cuts):
@@ -118,19 +118,6 @@ def serve(request):
 
 def open_body(pool):
     return pool.open()
-
-
-def read_all(body, timeout=2.0):
-    out = b""
-    try:
-        while True:
-            data = body.read(timeout)
-            assert data is not None, "a read timed out"
-            if not data:
-                return out
-            out += data
-    finally:
-        body.close()
 
 
 def test_a_cleanly_read_reply_gives_its_connection_back(serve):

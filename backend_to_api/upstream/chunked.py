@@ -1,8 +1,8 @@
 """Incremental decoding of HTTP/1.1 chunked transfer coding (RFC 9112, section 7.1): no I/O.
 
-Why our own: the upstream reply is read straight from the connection's buffer (``upstream.body``),
-one ``read1`` per network read, instead of through http.client's and urllib3's chunk readers, which
-cost several Python calls and a line read per chunk; a reply is thousands of small chunks.
+Why our own: the upstream reply is read straight from the socket (``upstream.body``), one ``recv``
+per network read, instead of through http.client's and urllib3's chunk readers, which cost several
+Python calls and a line read per chunk; a reply is thousands of small chunks.
 """
 from __future__ import annotations
 

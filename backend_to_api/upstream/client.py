@@ -49,7 +49,8 @@ class UpstreamClient:
         self.timeout = (settings.upstream_connect_timeout, settings.upstream_read_timeout)
         self.session = _session(settings)
         self._direct = _direct_pool(settings, self.session)
-        self._conversation_path = urlsplit(self.root).path.rstrip("/") + "/backend-api/conversation"
+        self._conversation_url = f"{self.root}/backend-api/conversation"
+        self._conversation_path = urlsplit(self._conversation_url).path  # what our own exchange sends
 
     def headers(self, access_token: str, account_id: Optional[str] = None) -> Dict[str, str]:
         headers = {"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT}
@@ -73,7 +74,7 @@ class UpstreamClient:
 
     def _send_conversation(self, data: bytes, headers: Dict[str, str]) -> UpstreamBody:
         if self._direct is None:  # a proxy applies: requests knows how to go through it
-            response = self.session.post(f"{self.root}/backend-api/conversation", data=data, headers=headers,
+            response = self.session.post(self._conversation_url, data=data, headers=headers,
                                          stream=True, timeout=self.timeout)
             return UpstreamBody.from_urllib3(response.raw)
         exchange = self._direct.exchange("POST", self._conversation_path, headers, data, self.timeout[1])

@@ -18,8 +18,7 @@ import requests
 
 from ..errors import UpstreamError
 from .client import USER_AGENT, UpstreamClient, _short_body
-from .errors import wrap_transport_errors
-from .errors import map_upstream_status
+from .errors import map_upstream_status, wrap_transport_errors
 
 log = logging.getLogger(__name__)
 
