@@ -13,11 +13,12 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import redis
 from redis.maint_notifications import MaintNotificationsConfig
 
+from .group_commit import GroupCommit
 from .settings import RedisSettings
 
 log = logging.getLogger(__name__)
@@ -123,25 +124,35 @@ class MemoryStore:
 
 
 # One atomic step on the shared clock (Redis TIME), so every worker and instance counts the same
-# window; the cool-down key is checked in the same round trip (this runs before every upstream call).
-_TAKE_SLOT = """
-if ARGV[4] ~= '' then
-  local cooling = redis.call('PTTL', ARGV[4])
-  if cooling > 0 then return {'0', tostring(cooling / 1000)} end
+# window; each cool-down key is checked in the same round trip (this runs before every upstream
+# call). One call takes slots for a whole batch of requests (see group_commit.py): KEYS[i] is the
+# i-th request's window, ARGV holds its window length, limit, member name and cool-down key.
+_TAKE_SLOTS = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local answers = {}
+for i = 1, #KEYS do
+  local window, limit = tonumber(ARGV[4 * i - 3]), tonumber(ARGV[4 * i - 2])
+  local member, blocker = ARGV[4 * i - 1], ARGV[4 * i]
+  local wait, cooling = 0, 0
+  if blocker ~= '' then
+    local ttl = redis.call('PTTL', blocker)
+    if ttl > 0 then cooling = ttl / 1000 end
+  end
+  if cooling == 0 and limit > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+    if redis.call('ZCARD', KEYS[i]) < limit then
+      redis.call('ZADD', KEYS[i], now, member)
+      redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000))
+    else
+      local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+      wait = tonumber(oldest[2]) + window - now
+    end
+  end
+  answers[2 * i - 1] = tostring(wait)
+  answers[2 * i] = tostring(cooling)
 end
-if tonumber(ARGV[2]) <= 0 then return {'0', '0'} end
-local now_parts = redis.call('TIME')
-local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
-local window = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
-  return {'0', '0'}
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {tostring(tonumber(oldest[2]) + window - now), '0'}
+return answers
 """
 
 
@@ -153,18 +164,25 @@ class RedisStore:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._last_warning = 0.0
-        self._take_slot = client.register_script(_TAKE_SLOT)
+        self._take_slots = client.register_script(_TAKE_SLOTS)
+        self._slot_batches: GroupCommit[tuple, Tuple[float, float]] = GroupCommit(self._take_batch)
 
     def take_slot(self, key: str, limit: int, window: float, blocker: Optional[str] = None) -> Tuple[float, float]:
-        """Sliding-window limiter shared by all workers; see MemoryStore.take_slot. With Redis down
-        every request is let through (the limiter must not become the outage)."""
-        blocker_key = NAMESPACE + blocker if blocker else ""
-        result = self._call(self._take_slot, keys=[NAMESPACE + key],
-                            args=[window, limit, uuid.uuid4().hex, blocker_key])
-        if not result:
-            return 0.0, 0.0
-        wait, cooling = (float(item) for item in result)
-        return wait, cooling
+        """Sliding-window limiter shared by all workers; see MemoryStore.take_slot. Concurrent calls
+        share one round trip. With Redis down every request is let through (the limiter must not
+        become the outage)."""
+        return self._slot_batches.submit((NAMESPACE + key, limit, window, NAMESPACE + blocker if blocker else ""))
+
+    def _take_batch(self, requests: Sequence[tuple]) -> List[Tuple[float, float]]:
+        keys, args = [], []
+        for key, limit, window, blocker in requests:
+            keys.append(key)
+            args += [window, limit, uuid.uuid4().hex, blocker]
+        answers = self._call(self._take_slots, keys=keys, args=args)
+        if not answers:
+            return [(0.0, 0.0)] * len(requests)
+        numbers = [float(item) for item in answers]
+        return list(zip(numbers[0::2], numbers[1::2]))
 
     def increment(self, key: str) -> int:
         """A shared counter (0 when Redis is away: rotation then restarts, nothing breaks)."""

@@ -58,3 +58,35 @@ def test_redis_down_lets_requests_through():
     store = RedisStore(redis_client(RedisSettings(host="127.0.0.1", port=1)))
     RateLimiter(store, per_minute=1, max_wait=0).acquire("rt-x", "gpt-4o")
     RateLimiter(store, per_minute=1, max_wait=0).acquire("rt-x", "gpt-4o")
+
+
+def test_a_burst_takes_exactly_the_limit_in_few_round_trips(redis_server):
+    """300 callers at once (as a worker's threads or greenlets are in a burst of chats): exactly
+    the limit gets a slot, and they share round trips rather than making one each."""
+    import threading
+
+    client = redis_client(RedisSettings(host="127.0.0.1", port=redis_server.port, db=5))
+    store = RedisStore(client)
+    key = "rate:burst-" + uuid.uuid4().hex
+    calls_before = _evalsha_calls(client)
+    start = threading.Barrier(300)
+    answers = []
+
+    def caller() -> None:
+        start.wait()
+        answers.append(store.take_slot(key, 100, 60.0, blocker="cool:none"))
+
+    threads = [threading.Thread(target=caller) for _ in range(300)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(answers) == 300
+    taken = [wait for wait, cooling in answers if wait == 0]
+    assert len(taken) == 100 and all(55 < wait <= 60 for wait, _ in answers if wait)
+    round_trips = _evalsha_calls(client) - calls_before
+    assert 1 <= round_trips < 150, round_trips
+
+
+def _evalsha_calls(client) -> int:
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))

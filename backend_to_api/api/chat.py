@@ -71,8 +71,9 @@ def media_resolver(opened) -> MediaResolver:
     settings = services().settings
     config = MediaConfig(
         images_dir=settings.images_dir, files_dir=settings.files_dir,
-        # Without backend_container_url, links point back at the address the client used.
-        public_url=settings.backend_container_url or request.host_url,
+        # Without backend_container_url, links point back at the address the client used. (Not
+        # request.host_url: it also converts the host to an IRI, 3x the CPU, on every chat.)
+        public_url=settings.backend_container_url or f"{request.scheme}://{request.host}/",
         use_upstream_urls=settings.use_oaiusercontent_url,
     )
     return MediaResolver(services().upstream, config, opened.access_token, opened.credentials.account_id)
