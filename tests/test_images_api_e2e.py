@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import base64
+import json
+import socket
+import time
 
 import openai
 import pytest
@@ -10,6 +13,7 @@ import requests
 from tests.emulator.tool_content import DALLE_PROMPT
 
 from .conftest import directive
+from .test_upstream_failures_e2e import ended_hang_stream
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +80,17 @@ def test_bad_parameters_are_400(image_proxy, body, param):
 
 def test_dall_e_3_is_listed(image_proxy):
     assert "dall-e-3" in {m.id for m in image_proxy.client().models.list()}
+
+
+def test_a_client_that_leaves_before_the_first_event_closes_the_upstream(image_proxy, emulator):
+    """Image replies take long; a client that gives up (NextChat's stop, a closed tab) must not
+    leave the upstream conversation running until its first event."""
+    body = json.dumps({"model": "dall-e-3", "prompt": directive(emu="hang", text="x", after_chunks=0, hang=30)})
+    asked_at = time.time()
+    with socket.create_connection(("127.0.0.1", image_proxy.port)) as client:
+        client.sendall(b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rt-img\r\n"
+                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body.encode()))
+        time.sleep(1.5)
+        closed_at = time.time()
+    record = ended_hang_stream(emulator, asked_at)
+    assert record["closed_early"] and record["ended"] - closed_at < 2.5, record

@@ -87,7 +87,8 @@ def generate_images():
     svc = services()
     chat_request = ChatRequest(model, (ChatMessage("user", (_prompt(options, svc.settings),)),),
                                stream=False, include_usage=False)
-    opened = svc.chat.open(chat_request, credentials)
+    client_gone = client_gone_probe(request.environ)
+    opened = svc.chat.open(chat_request, credentials, client_gone)
     context = None
     try:
         media = CollectingMedia(media_resolver(opened), keep_bytes=options["response_format"] == "b64_json")
@@ -95,7 +96,7 @@ def generate_images():
         # Images are what this endpoint is for: render them whatever bot mode says about chat output.
         renderer.force_images()
         context = ReplyContext(ChunkFactory(options["model"]), renderer, lambda: 0, opened.model.family.tokenizer,
-                               svc.settings.keep_alive_interval, client_gone_probe(request.environ))
+                               svc.settings.keep_alive_interval, client_gone)
         completion = complete_reply(opened, context, deadline=g.timing.started + svc.settings.non_stream_deadline)
     finally:
         if context is not None:

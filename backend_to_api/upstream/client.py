@@ -122,17 +122,6 @@ def _is_document(content_type: str) -> bool:
     return kind in ("application/json", "text/html") or kind.endswith("+json")
 
 
-def _short_body(response: requests.Response, limit: int = 64 * 1024) -> str:
-    """The first 64 KiB of a small call's body that we only need for an error message (then closed)."""
-    try:
-        with wrap_transport_errors("reading the error body"):
-            return response.raw.read(limit, decode_content=True).decode("utf-8", "replace")
-    except UpstreamError:
-        return ""
-    finally:
-        response.close()
-
-
 def _session(settings: Settings) -> requests.Session:
     session = requests.Session()
     # One pool per worker, large enough that concurrent streams never wait for a connection.

@@ -104,3 +104,14 @@ def _rate_limited(body: str, headers: Mapping[str, str], message: str) -> Upstre
     extra = retry_headers(seconds) if seconds else {}
     return UpstreamError(429, f"Upstream rate limit: {message}", 429, type_="rate_limit_exceeded",
                          code=error_code(body) or "rate_limit_exceeded", headers=extra)
+
+
+def short_error_body(response: requests.Response, limit: int = 64 * 1024) -> str:
+    """The first 64 KiB of a small call's body that we only need for an error message (then closed)."""
+    try:
+        with wrap_transport_errors("reading the error body"):
+            return response.raw.read(limit, decode_content=True).decode("utf-8", "replace")
+    except UpstreamError:
+        return ""
+    finally:
+        response.close()

@@ -17,8 +17,8 @@ from typing import Any, Dict, Optional
 import requests
 
 from ..errors import UpstreamError
-from .client import USER_AGENT, UpstreamClient, _short_body
-from .errors import map_upstream_status, wrap_transport_errors
+from .client import USER_AGENT, UpstreamClient
+from .errors import map_upstream_status, short_error_body, wrap_transport_errors
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def upload_failed(detail: str) -> UpstreamError:
 
 def _failure(response: requests.Response) -> UpstreamError:
     status = response.status_code
-    error = map_upstream_status(status, _short_body(response), response.headers)
+    error = map_upstream_status(status, short_error_body(response), response.headers)
     log.info("file upload: upstream answered %s: %s", status, error.message)
     if status in (401, 429):
         return error
