@@ -48,7 +48,9 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     if start_background_jobs:  # a serving worker, not a test's app
         from .render.usage import preload
         from .scheduler import start_scheduler
+        from .serving import tune_worker_gc
 
+        tune_worker_gc()
         preload()
         start_scheduler(services)
     return app
