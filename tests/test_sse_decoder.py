@@ -193,3 +193,11 @@ def test_arbitrary_bytes_decode_the_same_however_split(raw, cuts):
     bounds = sorted({0, len(raw), *(c for c in cuts if c <= len(raw))})
     pieces = [raw[a:b] for a, b in zip(bounds, bounds[1:])]
     assert decode(pieces) == decode([raw])
+
+
+def test_data_is_kept_as_bytes_and_decoded_when_read():
+    events = decode([b"event: caf\xc3\xa9\nid: 7\ndata: {\"a\": \"\xc3\xa9\"}\ndata: x\xff\n\n"])
+    assert len(events) == 1
+    event = events[0]
+    assert event.raw_data == b'{"a": "\xc3\xa9"}\nx\xff'  # what came, for the JSON parser
+    assert event.data == '{"a": "é"}\nx\ufffd' and event.event == "café" and event.id == "7"

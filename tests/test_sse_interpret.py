@@ -641,3 +641,15 @@ def test_arbitrary_json_frames_never_raise(frames, v1):
     for event, value in frames:
         for item in interpreter.feed(data(value, event)):
             assert not isinstance(item, ServerSentEvent)
+
+
+def test_invalid_utf8_in_an_event_reads_as_replacement_characters():
+    """orjson refuses invalid UTF-8 in the bytes it parses; the event must still be read, with
+    U+FFFD where the bytes were bad, as decoding the stream first did."""
+    spec = Spec("a-bad", ["ok "])
+    good = frame(envelope(message(spec, "ok ")))
+    final = frame(envelope(message(spec, "ok XY!", "finished_successfully", final=True)))
+    events = run(good + final.replace(b"XY", b"\xff\xe4\xbd") + frame("[DONE]"))
+    assert joined(events, TextDelta) == "ok \ufffd\ufffd!"
+    assert any(isinstance(event, Finish) for event in events)
+    assert isinstance(events[-1], StreamEnd)

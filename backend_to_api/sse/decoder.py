@@ -1,28 +1,52 @@
 """Byte-level Server-Sent Events framing (WHATWG EventSource rules): no I/O, no JSON.
 
-Fed raw bytes in pieces of any size, returns whole events. Bytes are split into lines *before*
-decoding, and only whole lines are decoded as UTF-8: CR and LF never occur inside a UTF-8 sequence,
-so a character split across two network reads is never decoded in halves. Work per ``feed`` is
+Fed raw bytes in pieces of any size, returns whole events. Bytes are split into lines and fields
+*before* decoding, and only whole field values are decoded as UTF-8 (an event's data only when it is
+read): CR, LF and ":" never occur inside a UTF-8 sequence, so a character split across two network
+reads is never decoded in halves. Work per ``feed`` is
 proportional to the new bytes: an unterminated line is kept as a list of pieces and joined once, when
 its end arrives (upstream events reach hundreds of KB and often come in small reads).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Optional, Union
 
 DEFAULT_MAX_LINE_BYTES = 32 * 1024 * 1024
+_BOM = "\ufeff".encode("utf-8")
 
 
-class ServerSentEvent(NamedTuple):
+class ServerSentEvent:
     """One dispatched event. ``event`` is None when the stream named no type (the spec's "message").
 
-    A NamedTuple rather than a frozen dataclass: just as immutable, and built without one
-    ``object.__setattr__`` per field (one is built for every upstream event)."""
+    The data is kept as the bytes that came (``raw_data``, UTF-8 by the spec) and decoded only when
+    ``data`` is read: the reply's JSON parser reads the bytes itself. Decoding a 19 KB cumulative
+    event and handing the text to orjson, which encodes it back to UTF-8, cost 89 us against 51 us
+    for parsing the bytes. Invalid UTF-8 reads as U+FFFD in ``data``, as the spec decodes."""
 
-    event: Optional[str]
-    data: str
-    id: Optional[str] = None
-    retry: Optional[int] = None
+    __slots__ = ("event", "raw_data", "id", "retry")
+
+    def __init__(self, event: Optional[str], data: Union[str, bytes], id: Optional[str] = None,
+                 retry: Optional[int] = None) -> None:
+        self.event = event
+        self.raw_data = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+        self.id = id
+        self.retry = retry
+
+    @property
+    def data(self) -> str:
+        return self.raw_data.decode("utf-8", errors="replace")
+
+    def _key(self) -> tuple:
+        return self.event, self.data, self.id, self.retry
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ServerSentEvent) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"ServerSentEvent(event={self.event!r}, data={self.data!r}, id={self.id!r}, retry={self.retry!r})"
 
 
 class SSEFormatError(Exception):
@@ -41,7 +65,7 @@ class SSEDecoder:
         self._broken = False
         self._first_line = True
         self._event: Optional[str] = None
-        self._data: list[str] = []
+        self._data: list[bytes] = []
         self._last_id: Optional[str] = None
         self._retry: Optional[int] = None
 
@@ -74,7 +98,7 @@ class SSEDecoder:
             if self._partial or self._first_line or len(line) > self._max_line_bytes:
                 self._end_line(line, events)
             elif line.startswith(b"data: "):  # nearly every line: straight to the event's data
-                self._data.append(line[6:].decode("utf-8", errors="replace"))
+                self._data.append(line[6:])
             elif not line:
                 event = self._dispatch()
                 if event is not None:
@@ -113,7 +137,7 @@ class SSEDecoder:
             self._partial_len = 0
         else:
             self._check_length(len(raw))
-        event = self._process_line(self._decode(raw))
+        event = self._process_line(raw)
         if event is not None:
             events.append(event)
 
@@ -124,32 +148,30 @@ class SSEDecoder:
             self._partial_len = 0
             raise SSEFormatError(f"SSE line longer than {self._max_line_bytes} bytes")
 
-    def _decode(self, raw: bytes) -> str:
-        text = raw.decode("utf-8", errors="replace")
+    def _process_line(self, line: bytes) -> Optional[ServerSentEvent]:
+        # Fields are split on bytes: ":" and " " are ASCII and never part of a UTF-8 sequence, so
+        # this splits exactly where splitting the decoded line would. Only names and the short
+        # fields are decoded here; data stays bytes until someone reads it.
         if self._first_line:
             self._first_line = False
-            # The spec strips one byte order mark at the start of the stream.
-            if text.startswith("\ufeff"):
-                text = text[1:]
-        return text
-
-    def _process_line(self, line: str) -> Optional[ServerSentEvent]:
+            if line.startswith(_BOM):  # the spec strips one byte order mark at the start of the stream
+                line = line[len(_BOM):]
         if not line:
             return self._dispatch()
-        if line.startswith(":"):
+        if line.startswith(b":"):
             return None
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
+        name, colon, value = line.partition(b":")
+        if colon and value.startswith(b" "):
             value = value[1:]
-        if name == "data":
+        if name == b"data":
             self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            if "\0" not in value:
-                self._last_id = value
-        elif name == "retry":
-            self._set_retry(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", errors="replace")
+        elif name == b"id":
+            if b"\0" not in value:
+                self._last_id = value.decode("utf-8", errors="replace")
+        elif name == b"retry":
+            self._set_retry(value.decode("utf-8", errors="replace"))
         return None
 
     def _set_retry(self, value: str) -> None:
@@ -165,4 +187,4 @@ class SSEDecoder:
         if not data:  # the spec drops events without data lines, resetting the type all the same
             return None
         # The last event id persists across events, as in EventSource.
-        return ServerSentEvent(event=event_type or None, data="\n".join(data), id=self._last_id, retry=retry)
+        return ServerSentEvent(event_type or None, data[0] if len(data) == 1 else b"\n".join(data), self._last_id, retry)

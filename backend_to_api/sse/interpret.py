@@ -63,19 +63,20 @@ class ReplyInterpreter:
         """Interpret one upstream event; returns the typed events it means (often none)."""
         if sse.event == "ping":
             return []
-        if sse.data.strip() == "[DONE]":
+        raw = sse.raw_data
+        if raw.strip() == b"[DONE]":
             return [StreamEnd()]
-        payload = _parse_json(sse.data)
+        payload = _parse_json(raw)
         if sse.event == "delta_encoding":
-            return self._set_encoding(payload, sse.data)
+            return self._set_encoding(payload, raw)
         if self._is_delta(sse.event, payload):
             return self._apply_delta(payload)
         if isinstance(payload, dict):
             return self._snapshot(payload)
         return []
 
-    def _set_encoding(self, payload: Any, raw: str) -> list[Event]:
-        if payload == "v1" or raw.strip() == "v1":
+    def _set_encoding(self, payload: Any, raw: bytes) -> list[Event]:
+        if payload == "v1" or raw.strip() == b"v1":
             self._delta_mode = True
             return []
         return self._failure(UpstreamFailure("unsupported stream delta encoding", "unsupported_encoding"))
@@ -218,13 +219,16 @@ class ReplyInterpreter:
         return [Finish(reason)]
 
 
-def _parse_json(data: str) -> Any:
+def _parse_json(data: bytes) -> Any:
     try:
-        return orjson.loads(data)  # every upstream event is parsed here: ~3x faster than json
+        # Every upstream event is parsed here, from the bytes as they came: ~3x faster than json,
+        # and no decoding to str first (which orjson would only encode back to UTF-8).
+        return orjson.loads(data)
     except orjson.JSONDecodeError:
         pass
-    try:  # what orjson refuses but json reads: lone surrogate escapes, NaN, nesting over 1024
-        return json.loads(data)
+    try:  # what orjson refuses but json reads: invalid UTF-8 (as U+FFFD), lone surrogate escapes,
+        # NaN, nesting over 1024
+        return json.loads(data.decode("utf-8", errors="replace"))
     except (ValueError, RecursionError):  # bare timestamps, truncated frames, absurd nesting
         return _NOT_JSON
 
