@@ -3,9 +3,9 @@
 Fed raw bytes in pieces of any size, returns whole events. Bytes are split into lines and fields
 *before* decoding, and only whole field values are decoded as UTF-8 (an event's data only when it is
 read): CR, LF and ":" never occur inside a UTF-8 sequence, so a character split across two network
-reads is never decoded in halves. Work per ``feed`` is
-proportional to the new bytes: an unterminated line is kept as a list of pieces and joined once, when
-its end arrives (upstream events reach hundreds of KB and often come in small reads).
+reads is never decoded in halves. Work per ``feed`` is proportional to the new bytes: an
+unterminated line is kept as a list of pieces and joined once, when its end arrives (upstream events
+reach hundreds of KB and often come in small reads).
 """
 from __future__ import annotations
 
