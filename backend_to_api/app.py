@@ -46,12 +46,10 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     app.register_blueprint(media_files)
     app.register_blueprint(metrics_blueprint)
     if start_background_jobs:  # a serving worker, not a test's app
-        from .render.usage import preload
         from .scheduler import start_scheduler
-        from .serving import tune_worker_gc
+        from .serving import prepare_worker
 
-        tune_worker_gc()
-        preload()
+        prepare_worker(settings)
         start_scheduler(services)
     return app
 

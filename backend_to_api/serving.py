@@ -9,6 +9,7 @@ import gc
 import glob
 import logging
 import os
+import resource
 import shutil
 import tempfile
 from typing import Any, Dict, MutableMapping
@@ -64,10 +65,44 @@ def prefer_ares_resolver(environ: MutableMapping[str, str]) -> None:
 WORKER_GC_THRESHOLDS = (20_000, 10, 10)
 
 
+# Besides two sockets per stream: the Redis pool, log files, metric files, tokenizer files.
+OTHER_OPEN_FILES = 64
+
+
+def prepare_worker(settings: Settings) -> None:
+    """Once in each serving worker, before it accepts connections."""
+    from .render.usage import preload
+
+    tune_worker_gc()
+    raise_open_file_limit(settings)
+    preload()
+
+
 def tune_worker_gc() -> None:
-    """Called once in each serving worker, before it accepts connections."""
     gc.set_threshold(*WORKER_GC_THRESHOLDS)
     log.info("garbage collection thresholds %s", gc.get_threshold())
+
+
+def raise_open_file_limit(settings: Settings) -> int:
+    """Every stream holds two sockets, the client's and the upstream's. A shell's usual soft limit
+    of 1024 open files would stop a worker at ~480 streams, with "Too many open files" on every
+    connection beyond; raise the soft limit to what worker_connections needs (the hard limit
+    allowing). Returns the limit in force."""
+    needed = 2 * settings.worker_connections + settings.redis.pool_size + OTHER_OPEN_FILES
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft < needed:
+        log.warning("open files are limited to %d (hard limit): a worker can hold about %d streams, not the "
+                    "%d of worker_connections; raise the hard limit (ulimit -Hn, or nofile in docker-compose)",
+                    soft, max(0, (soft - settings.redis.pool_size - OTHER_OPEN_FILES) // 2), settings.worker_connections)
+    else:
+        log.info("open files limit raised to %d for %d connections", soft, settings.worker_connections)
+    return soft
 
 
 def on_exit(server: Any) -> None:

@@ -111,3 +111,56 @@ def test_gunicorn_main_app_works_too(emulator, redis_server, tmp_path):
         assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
     finally:
         stop(process)
+
+
+def _serve_with_open_file_limit(emulator, redis_server, tmp_path, soft: int, hard: int):
+    """`python main.py` (one worker) started from a shell whose open-file limit is soft/hard."""
+    import resource
+
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "UPSTREAM_BASE_URL": emulator.url,
+           "REFRESH_TOACCESS_XYHELPER_REFRESHTOACCESS_URL": emulator.url + "/applelogin",
+           "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port), "LOG_DIR": str(tmp_path),
+           "PROCESS_WORKERS": "1", "RATE_LIMIT_PER_MINUTE": "0"}
+    output = open(tmp_path / "out.txt", "wb")
+    process = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                               start_new_session=True,
+                               preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(url + "/healthz", timeout=1).ok, what="proxy")
+    return process, url, tmp_path / "out.txt"
+
+
+def _worker_open_file_limit(master_pid: int) -> int:
+    worker = int(open(f"/proc/{master_pid}/task/{master_pid}/children").read().split()[0])
+    for line in open(f"/proc/{worker}/limits"):
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no open-files line")
+
+
+def _stream_works(url: str) -> bool:
+    response = requests.post(url + "/v1/chat/completions", headers={"Authorization": "Bearer rt-fds"}, timeout=30,
+                             json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    return response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+
+
+def test_workers_raise_a_low_open_file_limit_to_what_their_connections_need(emulator, redis_server, tmp_path):
+    # A shell's usual 1024 would stop a worker at ~480 streams; worker_connections 2000 needs
+    # 2 x 2000 sockets + the Redis pool (50) + 64.
+    process, url, _ = _serve_with_open_file_limit(emulator, redis_server, tmp_path, soft=256, hard=20000)
+    try:
+        assert _worker_open_file_limit(process.pid) == 2 * 2000 + 50 + 64
+        assert _stream_works(url)
+    finally:
+        stop(process)
+
+
+def test_a_hard_open_file_limit_below_the_need_is_a_warning_not_a_failure(emulator, redis_server, tmp_path):
+    process, url, output = _serve_with_open_file_limit(emulator, redis_server, tmp_path, soft=300, hard=600)
+    try:
+        assert _worker_open_file_limit(process.pid) == 600
+        assert _stream_works(url)
+    finally:
+        stop(process)
+    assert "open files are limited to 600 (hard limit): a worker can hold about 243 streams" in output.read_text()
