@@ -83,6 +83,13 @@ def upstream_unreachable(detail: str) -> UpstreamError:
     return UpstreamError(502, f"Could not reach the upstream: {detail}", code="upstream_unreachable")
 
 
+def out_of_open_files(what: str) -> UpstreamError:
+    """Our own limit, not the upstream's: 503, worth a retry a moment later."""
+    return UpstreamError(503, f"This server has no file descriptor left for {what} (its open-file limit); "
+                              "try again shortly.", code="server_overloaded", type_="server_error",
+                         headers=retry_headers(1))
+
+
 def empty_reply() -> UpstreamError:
     return UpstreamError(502, "The upstream returned an empty reply.", code="empty_reply",
                          headers={"x-should-retry": "true"})

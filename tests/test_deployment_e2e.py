@@ -164,3 +164,38 @@ def test_a_hard_open_file_limit_below_the_need_is_a_warning_not_a_failure(emulat
     finally:
         stop(process)
     assert "open files are limited to 600 (hard limit): a worker can hold about 243 streams" in output.read_text()
+
+
+def test_running_out_of_open_files_is_a_503_to_retry_not_a_502(emulator, redis_server, tmp_path):
+    """With the hard limit far too low, the streams that find no descriptor for their upstream
+    connection get 503 server_overloaded with Retry-After (the SDKs retry it), and the log says why."""
+    import threading
+
+    process, url, output = _serve_with_open_file_limit(emulator, redis_server, tmp_path, soft=100, hard=100)
+    answers, lock = [], threading.Lock()
+
+    def hold_a_stream():
+        body = {"model": "gpt-4o", "stream": True,
+                "messages": [{"role": "user", "content": directive(text="abcdef", interval=0.5, chunk=1)}]}
+        try:
+            response = requests.post(url + "/v1/chat/completions", headers={"Authorization": "Bearer rt-fds"},
+                                     json=body, timeout=30)
+            with lock:
+                answers.append((response.status_code, response.headers.get("Retry-After"), response.text[:300]))
+        except requests.RequestException as exc:  # no descriptor left to accept with: also a possible outcome
+            with lock:
+                answers.append((None, None, repr(exc)))
+
+    try:
+        threads = [threading.Thread(target=hold_a_stream) for _ in range(80)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert _stream_works(url)  # and the worker is fine once the burst is over
+    finally:
+        stop(process)
+    refused = [a for a in answers if a[0] == 503]
+    assert refused and all('"code":"server_overloaded"' in text and retry == "1" for _, retry, text in refused), answers
+    assert not [a for a in answers if a[0] == 502], answers
+    assert "out of open files (conversation)" in output.read_text()

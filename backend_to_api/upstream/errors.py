@@ -6,15 +6,19 @@ here is a real web conversation, so we say "don't" where a retry can only burn q
 """
 from __future__ import annotations
 
+import errno
 import http.client
 import json
+import logging
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Optional
 
 import requests
 import urllib3
 
-from ..errors import UpstreamError, retry_headers, upstream_timeout, upstream_unreachable
+from ..errors import UpstreamError, out_of_open_files, retry_headers, upstream_timeout, upstream_unreachable
+
+log = logging.getLogger(__name__)
 
 NO_RETRY = {"x-should-retry": "false"}
 
@@ -29,7 +33,25 @@ def wrap_transport_errors(what: str) -> Iterator[None]:
     except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
         raise upstream_timeout(what) from exc
     except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+        if _out_of_descriptors(exc):
+            log.warning("out of open files (%s): raise the open-file limit or lower worker_connections", what)
+            raise out_of_open_files(what) from exc
         raise upstream_unreachable(f"{what}: {exc.__class__.__name__}") from exc
+
+
+def _out_of_descriptors(exc: BaseException) -> bool:
+    """EMFILE/ENFILE anywhere in the chain (requests and urllib3 wrap the OSError of socket())."""
+    seen = 0
+    current: Optional[BaseException] = exc
+    while current is not None and seen < 8:
+        if isinstance(current, OSError) and current.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        for arg in getattr(current, "args", ()):  # urllib3 keeps the reason in its args
+            if isinstance(arg, OSError) and arg.errno in (errno.EMFILE, errno.ENFILE):
+                return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
 
 
 def upstream_message(body: str, content_type: str = "") -> str:
