@@ -81,8 +81,11 @@ class GroupCommit(Generic[Item, Result]):
             for ticket, result in zip(batch, results):
                 ticket.result = result
         except BaseException as exc:
+            # The others get an ordinary error even when the leader was killed (GreenletExit at
+            # shutdown): a BaseException raised in their requests would skip every error handler.
+            shared = exc if isinstance(exc, Exception) else RuntimeError("the shared round trip was interrupted")
             for ticket in batch:
-                ticket.error = exc
+                ticket.error = shared
             raise
         finally:
             with self._lock:

@@ -105,6 +105,35 @@ print(first.value, type(waiters[1].exception).__name__, waiters[2].value, batche
 """
 
 
+KILLED_LEADER = """
+from gevent import monkey; monkey.patch_all()
+import gevent
+from backend_to_api.group_commit import GroupCommit
+
+def run(items):
+    gevent.sleep(0.2)
+    return [item * item for item in items]
+
+committer = GroupCommit(run)
+first = gevent.spawn(committer.submit, 0)
+gevent.sleep(0.01)
+second, third = gevent.spawn(committer.submit, 1), gevent.spawn(committer.submit, 2)
+gevent.sleep(0.25)  # the first is answered; the second now leads the batch [1, 2]
+second.kill()  # as at shutdown: GreenletExit inside that round trip
+fourth = gevent.spawn(committer.submit, 3)
+gevent.joinall([third, fourth], timeout=5)
+print(first.value, repr(third.exception), fourth.value)
+"""
+
+
+def test_a_killed_leader_fails_its_batch_with_an_ordinary_error_and_hands_on():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILLED_LEADER], capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "0 RuntimeError('the shared round trip was interrupted') 9", done.stdout + done.stderr
+
+
 def test_a_killed_waiter_that_was_handed_the_lead_passes_it_on():
     import subprocess
     import sys
