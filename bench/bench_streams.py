@@ -752,6 +752,29 @@ def long_phase(env: Bench, encoding: str) -> LongRun:
 
 # --- report --------------------------------------------------------------------------------------
 
+def soak(env: Bench) -> List[Phase]:
+    """More rounds of the same streams through the same proxy: a leak shows as an RSS that keeps
+    growing from round to round (allocator pools and caches level off after a few)."""
+    rounds: List[Phase] = []
+    rss: List[float] = []
+    for number in range(1, env.args.soak + 1):
+        activity = Activity()
+
+        def job(index: int, offset: int = number * env.args.streams) -> Result:
+            content, text = short_case(env.args, offset + index)
+            return proxy_stream(env.proxy.port, content, text, activity)
+
+        phase = measured_phase(f"soak {number}", env, env.args.streams, job, activity, ramp=env.args.ramp)[0]
+        rounds.append(phase)
+        rss.append(env.proxy_tree.rss() / 2**20)
+        failed = failures(phase)
+        print(f"soak      round {number}/{env.args.soak}: ok={ok_count(phase)} failed={len(phase.results) - ok_count(phase)}"
+              f"  wall={phase.wall:.2f}s  proxy rss after {rss[-1]:.0f}MB" + (f"  ({failed})" if failed else ""), flush=True)
+    print(f"soak      {env.args.soak * env.args.streams} more streams: proxy rss {rss[0]:.0f}MB after the first round, "
+          f"{rss[-1]:.0f}MB after the last ({rss[-1] - rss[0]:+.0f}MB)", flush=True)
+    return rounds
+
+
 def code_state() -> str:
     """Which code was measured: HEAD and how many tracked files differ (read-only git calls)."""
     def git(*argv: str) -> str:
@@ -943,6 +966,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--long-chars", type=int, default=16000)
     parser.add_argument("--long-events", type=int, default=1000)
     parser.add_argument("--long-spacing", type=float, default=0.01)
+    parser.add_argument("--soak", type=int, default=0, metavar="N",
+                        help="then N more rounds of --streams streams through the same proxy, with its RSS after each")
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds a phase may take")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy proxy.out and emulator.out here at exit")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
@@ -979,7 +1004,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             text = text.replace("\n", f"\nmachine busy before start: {100 * busy_before:.0f}% "
                                         f"(waited up to {args.wait_quiet:.0f}s for <= 15%)\n", 1)
         print(text, flush=True)
-        proxy_phases = [proxied, *([batch] if batch else []), *(run.phase for run in long_runs)]
+        soaked = soak(env) if args.soak > 0 else []
+        proxy_phases = [proxied, *([batch] if batch else []), *(run.phase for run in long_runs), *soaked]
         return 0 if all_exact(proxy_phases) and probes.all_ok() else 1
 
 
