@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
+import threading
 import time
 
 import requests
@@ -115,8 +117,6 @@ def test_gunicorn_main_app_works_too(emulator, redis_server, tmp_path):
 
 def _serve_with_open_file_limit(emulator, redis_server, tmp_path, soft: int, hard: int):
     """`python main.py` (one worker) started from a shell whose open-file limit is soft/hard."""
-    import resource
-
     port = free_port()
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "UPSTREAM_BASE_URL": emulator.url,
            "REFRESH_TOACCESS_XYHELPER_REFRESHTOACCESS_URL": emulator.url + "/applelogin",
@@ -169,8 +169,6 @@ def test_a_hard_open_file_limit_below_the_need_is_a_warning_not_a_failure(emulat
 def test_running_out_of_open_files_is_a_503_to_retry_not_a_502(emulator, redis_server, tmp_path):
     """With the hard limit far too low, the streams that find no descriptor for their upstream
     connection get 503 server_overloaded with Retry-After (the SDKs retry it), and the log says why."""
-    import threading
-
     process, url, output = _serve_with_open_file_limit(emulator, redis_server, tmp_path, soft=100, hard=100)
     answers, lock = [], threading.Lock()
 

@@ -3,6 +3,8 @@ round trip share the next one, failures reach the whole batch, and an interrupte
 stalls the queue."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -127,17 +129,11 @@ print(first.value, repr(third.exception), fourth.value)
 
 
 def test_a_killed_leader_fails_its_batch_with_an_ordinary_error_and_hands_on():
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", KILLED_LEADER], capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "0 RuntimeError('the shared round trip was interrupted') 9", done.stdout + done.stderr
 
 
 def test_a_killed_waiter_that_was_handed_the_lead_passes_it_on():
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, "-c", KILLED_WAITER], capture_output=True, text=True, timeout=30)
     assert done.stdout.split(" ", 3) == ["0", "Interrupted", "4", "[[0], [2]]\n"], done.stdout + done.stderr
 

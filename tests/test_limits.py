@@ -2,6 +2,7 @@
 in-process fallback."""
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -63,8 +64,6 @@ def test_redis_down_lets_requests_through():
 def test_a_burst_takes_exactly_the_limit_in_few_round_trips(redis_server):
     """300 callers at once (as a worker's threads or greenlets are in a burst of chats): exactly
     the limit gets a slot, and they share round trips rather than making one each."""
-    import threading
-
     client = redis_client(RedisSettings(host="127.0.0.1", port=redis_server.port, db=5))
     store = RedisStore(client)
     key = "rate:burst-" + uuid.uuid4().hex
