@@ -25,18 +25,23 @@ NO_RETRY = {"x-should-retry": "false"}
 
 @contextmanager
 def wrap_transport_errors(what: str) -> Iterator[None]:
-    """requests' and urllib3's exceptions -> UpstreamError (504 on timeouts, 502 otherwise)."""
+    """requests' and urllib3's exceptions -> UpstreamError (504 on timeouts, 502 otherwise; 503 when
+    it is our own open-file limit that failed the connection)."""
     try:
         yield
-    except urllib3.exceptions.NewConnectionError as exc:  # urllib3 makes it a kind of ConnectTimeoutError
-        raise upstream_unreachable(f"{what}: {exc.__class__.__name__}") from exc
-    except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-        raise upstream_timeout(what) from exc
     except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-        if _out_of_descriptors(exc):
-            log.warning("out of open files (%s): raise the open-file limit or lower worker_connections", what)
-            raise out_of_open_files(what) from exc
-        raise upstream_unreachable(f"{what}: {exc.__class__.__name__}") from exc
+        raise _transport_error(what, exc) from exc
+
+
+def _transport_error(what: str, exc: BaseException) -> UpstreamError:
+    if _out_of_descriptors(exc):
+        log.warning("out of open files (%s): raise the open-file limit or lower worker_connections", what)
+        return out_of_open_files(what)
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # urllib3 makes it a kind of ConnectTimeoutError
+        return upstream_unreachable(f"{what}: {exc.__class__.__name__}")
+    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+        return upstream_timeout(what)
+    return upstream_unreachable(f"{what}: {exc.__class__.__name__}")
 
 
 def _out_of_descriptors(exc: BaseException) -> bool:
