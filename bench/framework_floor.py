@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     print(f"framework floor: {per_request * 1000:.2f} ms of CPU per streamed request "
           f"(Flask + gunicorn gevent, 1 worker, {args.requests} requests, {args.concurrency} at a time)")
     print(f"  so 500 set-ups, the median of a 1000-start burst, take at least "
-          f"{500 * per_request * 1000 / cpus:.0f} ms on {cpus} CPUs on top of the upstream's own work")
+          f"{500 * per_request * 1000 / cpus:.0f} ms on {cpus} CPUs (added to the wait of that median when "
+          f"the upstream's own work already keeps every CPU busy, as in bench_streams)")
     return 0
 
 
