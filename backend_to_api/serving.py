@@ -83,26 +83,24 @@ def tune_worker_gc() -> None:
     log.info("garbage collection thresholds %s", gc.get_threshold())
 
 
-def raise_open_file_limit(settings: Settings) -> int:
+def raise_open_file_limit(settings: Settings) -> None:
     """Every stream holds two sockets, the client's and the upstream's. A shell's usual soft limit
     of 1024 open files would stop a worker at ~480 streams, with "Too many open files" on every
     connection beyond; raise the soft limit to what worker_connections needs (the hard limit
-    allowing). Returns the limit in force."""
-    needed = 2 * settings.worker_connections + settings.redis.pool_size + OTHER_OPEN_FILES
+    allowing)."""
+    reserve = settings.redis.pool_size + OTHER_OPEN_FILES
+    needed = 2 * settings.worker_connections + reserve
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY or soft >= needed:
-        return soft
-    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
+        return
+    soft = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     if soft < needed:
         log.warning("open files are limited to %d (hard limit): a worker can hold about %d streams, not the "
                     "%d of worker_connections; raise the hard limit (ulimit -Hn, or nofile in docker-compose)",
-                    soft, max(0, (soft - settings.redis.pool_size - OTHER_OPEN_FILES) // 2), settings.worker_connections)
+                    soft, max(0, (soft - reserve) // 2), settings.worker_connections)
     else:
         log.info("open files limit raised to %d for %d connections", soft, settings.worker_connections)
-    return soft
 
 
 def on_exit(server: Any) -> None:

@@ -695,15 +695,20 @@ def direct_phase(env: Bench) -> Phase:
 
 def proxy_phase(env: Bench) -> tuple:
     """The streams through the proxy, with the keep-alive and disconnect probes beside them."""
+    probes = ProbeRun(env.proxy.port, env.args.probes, silence=6.0, delay=1.0, run_id=uuid.uuid4().hex[:8])
+    phase = proxied_streams(env, "proxy")
+    return phase, probes.finish(env.emulator.streams)
+
+
+def proxied_streams(env: Bench, name: str) -> Phase:
+    """The short streams of the benchmark through the proxy, measured as the phase ``name``."""
     activity = Activity()
 
     def job(index: int) -> Result:
         content, text = short_case(env.args, index)
         return proxy_stream(env.proxy.port, content, text, activity)
 
-    probes = ProbeRun(env.proxy.port, env.args.probes, silence=6.0, delay=1.0, run_id=uuid.uuid4().hex[:8])
-    phase = measured_phase("proxy", env, env.args.streams, job, activity, ramp=env.args.ramp)[0]
-    return phase, probes.finish(env.emulator.streams)
+    return measured_phase(name, env, env.args.streams, job, activity, ramp=env.args.ramp)[0]
 
 
 def nonstream_phase(env: Bench) -> Phase:
@@ -758,13 +763,7 @@ def soak(env: Bench) -> List[Phase]:
     rounds: List[Phase] = []
     rss: List[float] = []
     for number in range(1, env.args.soak + 1):
-        activity = Activity()
-
-        def job(index: int, offset: int = number * env.args.streams) -> Result:
-            content, text = short_case(env.args, offset + index)
-            return proxy_stream(env.proxy.port, content, text, activity)
-
-        phase = measured_phase(f"soak {number}", env, env.args.streams, job, activity, ramp=env.args.ramp)[0]
+        phase = proxied_streams(env, f"soak {number}")
         rounds.append(phase)
         rss.append(env.proxy_tree.rss() / 2**20)
         failed = failures(phase)

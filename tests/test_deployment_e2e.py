@@ -95,12 +95,17 @@ def test_workers_collect_garbage_less_often(proxy):
     assert proxy.output().count("garbage collection thresholds (20000, 10, 10)") == 2  # both workers
 
 
+def _one_worker_env(port: int, emulator, redis_server, tmp_path) -> dict:
+    """The environment of a proxy started by hand (not through the Proxy harness): one worker."""
+    return {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "UPSTREAM_BASE_URL": emulator.url,
+            "REFRESH_TOACCESS_XYHELPER_REFRESHTOACCESS_URL": emulator.url + "/applelogin",
+            "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port), "LOG_DIR": str(tmp_path),
+            "PROCESS_WORKERS": "1"}
+
+
 def test_gunicorn_main_app_works_too(emulator, redis_server, tmp_path):
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "UPSTREAM_BASE_URL": emulator.url,
-           "REFRESH_TOACCESS_XYHELPER_REFRESHTOACCESS_URL": emulator.url + "/applelogin",
-           "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port), "LOG_DIR": str(tmp_path),
-           "PROCESS_WORKERS": "1"}
+    env = _one_worker_env(port, emulator, redis_server, tmp_path)
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "main:app"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -118,10 +123,7 @@ def test_gunicorn_main_app_works_too(emulator, redis_server, tmp_path):
 def _serve_with_open_file_limit(emulator, redis_server, tmp_path, soft: int, hard: int):
     """`python main.py` (one worker) started from a shell whose open-file limit is soft/hard."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "UPSTREAM_BASE_URL": emulator.url,
-           "REFRESH_TOACCESS_XYHELPER_REFRESHTOACCESS_URL": emulator.url + "/applelogin",
-           "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port), "LOG_DIR": str(tmp_path),
-           "PROCESS_WORKERS": "1", "RATE_LIMIT_PER_MINUTE": "0"}
+    env = {**_one_worker_env(port, emulator, redis_server, tmp_path), "RATE_LIMIT_PER_MINUTE": "0"}
     output = open(tmp_path / "out.txt", "wb")
     process = subprocess.Popen([sys.executable, "main.py"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
                                start_new_session=True,

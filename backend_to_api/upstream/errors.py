@@ -37,9 +37,9 @@ def _transport_error(what: str, exc: BaseException) -> UpstreamError:
     if _out_of_descriptors(exc):
         log.warning("out of open files (%s): raise the open-file limit or lower worker_connections", what)
         return out_of_open_files(what)
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # urllib3 makes it a kind of ConnectTimeoutError
-        return upstream_unreachable(f"{what}: {exc.__class__.__name__}")
-    if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+    timed_out = isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError))
+    # urllib3 makes a refused or failed connection a kind of ConnectTimeoutError: not a timeout here.
+    if timed_out and not isinstance(exc, urllib3.exceptions.NewConnectionError):
         return upstream_timeout(what)
     return upstream_unreachable(f"{what}: {exc.__class__.__name__}")
 
@@ -51,9 +51,6 @@ def _out_of_descriptors(exc: BaseException) -> bool:
     while current is not None and seen < 8:
         if isinstance(current, OSError) and current.errno in (errno.EMFILE, errno.ENFILE):
             return True
-        for arg in getattr(current, "args", ()):  # urllib3 keeps the reason in its args
-            if isinstance(arg, OSError) and arg.errno in (errno.EMFILE, errno.ENFILE):
-                return True
         current = current.__cause__ or current.__context__
         seen += 1
     return False
