@@ -1,6 +1,6 @@
 """Streaming load benchmark: N concurrent chats through the proxy vs. straight to the emulator.
 
-    python bench/bench_streams.py [--streams 1000] [--events 20] [--spacing 0.1]
+    python bench/bench_streams.py [--streams 1000] [--spacing 0.1] [--events N | --duration 2]
                                   [--worker-class gevent|gthread] [--workers 2] [--threads 100]
                                   [--nonstream 50] [--long]
 
@@ -948,7 +948,11 @@ def report(env: Bench, rss_start: int, warm: List[Result], direct: Phase, proxie
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=1000, help="concurrent streams per phase")
-    parser.add_argument("--events", type=int, default=20, help="upstream text events per reply")
+    parser.add_argument("--events", type=int, default=None,
+                        help="upstream text events per reply (default: as many as fill --duration)")
+    parser.add_argument("--duration", type=float, default=2.0, metavar="S",
+                        help="seconds of upstream events per reply when --events is not given: issue #4's "
+                             "replies are 2 s long, 20 events at 100 ms spacing and 40 at 50 ms")
     parser.add_argument("--spacing", type=float, default=0.1, help="seconds between upstream events")
     parser.add_argument("--chunk", type=int, default=4, help="characters per upstream text event")
     parser.add_argument("--worker-class", choices=("gevent", "gthread"), default="gevent")
@@ -971,7 +975,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--keep-logs", metavar="DIR", help="copy proxy.out and emulator.out here at exit")
     parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                         help="first wait up to S seconds for the machine to be >= 85%% idle")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.events is None:
+        args.events = max(1, round(args.duration / args.spacing))
+    return args
 
 
 def _exit_on_sigterm(signum, frame) -> None:

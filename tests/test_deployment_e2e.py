@@ -59,12 +59,17 @@ def test_default_keeps_history(proxy, emulator):
 def test_access_log_file_has_one_line_per_request(start_proxy):
     proxy = start_proxy({"NEED_LOG_TO_FILE": "true", "LOG_LEVEL": "INFO"})
     proxy.client().chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    # A stream's line is written when the server closes its body, after the last chunk.
+    list(proxy.client().chat.completions.create(model="gpt-4o", stream=True,
+                                                messages=[{"role": "user", "content": "x"}]))
     requests.get(proxy.url + "/v1/models", timeout=5)
     time.sleep(0.3)
     with open(os.path.join(proxy.log_dir, "access.log"), encoding="utf-8") as handle:
         lines = [line for line in handle if "backend_to_api.access" in line]
-    chat_line = next(line for line in lines if "/v1/chat/completions" in line)
-    assert re.search(r"req_\w+ POST /v1/chat/completions model=gpt-4o-mini status=200 ttfb=\d+ms duration=\d+ms", chat_line)
+    chat_lines = [line for line in lines if "/v1/chat/completions" in line]
+    assert len(chat_lines) == 2, chat_lines
+    assert re.search(r"req_\w+ POST /v1/chat/completions model=gpt-4o-mini status=200 ttfb=\d+ms duration=\d+ms", chat_lines[0])
+    assert re.search(r"req_\w+ POST /v1/chat/completions model=gpt-4o status=200 ttfb=\d+ms duration=\d+ms", chat_lines[1])
     assert any("GET /v1/models model=- status=200" in line for line in lines)
 
 
