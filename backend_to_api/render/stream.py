@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 from itertools import chain
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 from ..errors import ApiError, ClientGone, UpstreamError, empty_reply, upstream_timeout
 from ..sse.events import ReasoningDelta, StreamEnd
@@ -36,17 +36,30 @@ class ReplyContext:
     sleep_between_chunks: float = 0.0
 
 
-def _events(opened, context: ReplyContext, on_idle: Callable[[], Optional[bytes]]):
-    """Pending events, then live ones; on each idle tick ask ``on_idle`` what to send."""
-    for event in chain(opened.pending, opened.reply.events(timeout=min(TICK, context.keep_alive_interval))):
-        if event is WAITING:
+def _batches(opened, context: ReplyContext, on_idle: Callable[[], Any]) -> Iterator[Any]:
+    """Events in the groups they were read in, those read while the reply was awaited first; on
+    each idle tick, what ``on_idle`` returns instead. Ends with the batch that holds StreamEnd."""
+    reads = opened.reply.batches(timeout=min(TICK, context.keep_alive_interval))
+    for batch in chain([opened.pending], reads):
+        if batch is WAITING:
             if context.client_gone():
                 raise ClientGone()
             yield on_idle()
             continue
-        yield event
-        if isinstance(event, StreamEnd):
+        end = next((index for index, event in enumerate(batch) if isinstance(event, StreamEnd)), None)
+        if end is not None:
+            yield batch[:end + 1]
             return
+        yield batch
+
+
+def _events(opened, context: ReplyContext, on_idle: Callable[[], Any]) -> Iterator[Any]:
+    """The same, one event at a time."""
+    for batch in _batches(opened, context, on_idle):
+        if isinstance(batch, list):
+            yield from batch
+        else:
+            yield batch
 
 
 def incomplete(context: ReplyContext) -> Optional[str]:
@@ -60,34 +73,38 @@ def incomplete(context: ReplyContext) -> Optional[str]:
 
 
 def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
-    """The SSE body of a streamed completion."""
-    factory, renderer = context.factory, context.renderer
-    last_write = [time.monotonic()]
+    """The SSE body of a streamed completion.
+
+    The chunks of one upstream read go out in one write. A proxy that falls behind finds several
+    events in a read, and one write for all of them spares a send and the server's per-write work
+    for each (SSE clients read events, not writes).
+    """
+    renderer = context.renderer
+    writes = _Writes(context.factory.role())  # the role goes with the events read while waiting
 
     def on_idle() -> Optional[bytes]:
-        if time.monotonic() - last_write[0] >= context.keep_alive_interval:
-            last_write[0] = time.monotonic()
+        if time.monotonic() - writes.last >= context.keep_alive_interval:
+            writes.last = time.monotonic()
             return KEEP_ALIVE
         return None
 
-    yield factory.role()
     error: Optional[ApiError] = None
     try:
-        for event in _events(opened, context, on_idle):
-            if event is None or isinstance(event, bytes):
-                if event:
-                    yield event
+        for batch in _batches(opened, context, on_idle):
+            if not isinstance(batch, list):  # an idle tick: a keep-alive or nothing
+                if batch:
+                    yield batch
                 continue
-            if isinstance(event, ReasoningDelta):
-                yield from _reasoning_chunks(context, event)
-                last_write[0] = time.monotonic()
-                continue
-            text = renderer.render(event)
-            if text:
-                yield from factory.content(text)
-                last_write[0] = time.monotonic()
-                if context.sleep_between_chunks:
+            for event in batch:
+                pieces = _chunks(context, event)
+                writes.pending += pieces
+                if pieces and context.sleep_between_chunks:
+                    yield writes.take()
                     time.sleep(context.sleep_between_chunks)
+                if renderer.state.failure is not None:
+                    break
+            if writes.pending:
+                yield writes.take()
             if renderer.state.failure is not None:
                 break
     except ApiError as exc:
@@ -97,14 +114,29 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
     except Exception:  # a bug must still end the stream with an error frame, finish and [DONE]
         log.exception("rendering the reply failed")
         error = UpstreamError(502, "Rendering the reply failed.", code="internal_error")
-    yield from _stream_tail(context, error)
+    writes.pending += _stream_tail(context, error)  # after what a failed batch had rendered
+    yield writes.take()
 
 
-def _reasoning_chunks(context: ReplyContext, event: ReasoningDelta) -> Iterator[bytes]:
-    """Thinking goes out in its own chunks, never mixed into ``content``."""
-    yield from context.factory.reasoning(context.renderer.reasoning(event))
-    if context.sleep_between_chunks:
-        time.sleep(context.sleep_between_chunks)
+class _Writes:
+    """Chunks waiting to go out together, and when the client was last written to."""
+
+    def __init__(self, first: bytes) -> None:
+        self.pending: List[bytes] = [first]
+        self.last = time.monotonic()
+
+    def take(self) -> bytes:
+        pending, self.pending = self.pending, []
+        self.last = time.monotonic()
+        return pending[0] if len(pending) == 1 else b"".join(pending)
+
+
+def _chunks(context: ReplyContext, event) -> List[bytes]:
+    """The chunks one event renders to (none for most bookkeeping events)."""
+    if isinstance(event, ReasoningDelta):
+        return list(context.factory.reasoning(context.renderer.reasoning(event)))
+    text = context.renderer.render(event)
+    return list(context.factory.content(text)) if text else []
 
 
 def _stream_tail(context: ReplyContext, error: Optional[ApiError]) -> Iterator[bytes]:

@@ -73,15 +73,13 @@ class ReplyStream:
             self.close()
             raise UpstreamError(502, "Reading the upstream reply failed.", code="upstream_error")
 
-    def events(self, timeout: float) -> Iterator[Union[Event, Waiting]]:
+    def batches(self, timeout: float) -> Iterator[Union[List[Event], Waiting]]:
+        """``next_events`` until the end: the events of each read together, WAITING on a silence."""
         while True:
             batch = self.next_events(timeout)
             if batch is None:
                 return
-            if batch is WAITING:
-                yield WAITING
-                continue
-            yield from batch  # type: ignore[misc]
+            yield batch
 
     def close(self) -> None:
         """Stop: an answer still coming is closed when it comes; a body read to its end gives its
