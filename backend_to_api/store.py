@@ -19,6 +19,7 @@ import redis
 from redis.maint_notifications import MaintNotificationsConfig
 
 from .group_commit import GroupCommit
+from .script_line import ScriptLine
 from .settings import RedisSettings
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ class RedisStore:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._last_warning = 0.0
-        self._take_slots = client.register_script(_TAKE_SLOTS)
+        self._slot_script = ScriptLine(client.connection_pool, _TAKE_SLOTS)  # one batch at a time
         self._slot_batches: GroupCommit[tuple, Tuple[float, float]] = GroupCommit(self._take_batch)
 
     def take_slot(self, key: str, limit: int, window: float, blocker: Optional[str] = None) -> Tuple[float, float]:
@@ -178,7 +179,7 @@ class RedisStore:
         for key, limit, window, blocker in requests:
             keys.append(key)
             args += [window, limit, uuid.uuid4().hex, blocker]
-        answers = self._call(self._take_slots, keys=keys, args=args)
+        answers = self._call(self._slot_script.call, keys, args)
         if not answers:
             return [(0.0, 0.0)] * len(requests)
         numbers = [float(item) for item in answers]
