@@ -18,7 +18,8 @@ proxy under real gunicorn (`python main.py`, configured by environment overrides
            encoding, streamed by --long-clients concurrent clients.
 
 Each reply is `--events` upstream text events `--spacing` seconds apart (`chunk` characters each,
-the emulator's `interval`); the emulator adds ~9 frames per reply (ping, metadata, DONE, ...).
+the emulator's `interval`; without --events, as many as fill `--duration`, 2 s); the emulator adds
+~9 frames per reply (ping, metadata, DONE, ...).
 
 Measured: ok/failed counts (a body cut after [DONE] still fails: a strict HTTP client raises);
 time to first token (request start -> first non-empty text) p50/p99; per-stream duration p50/p99;
