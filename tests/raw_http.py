@@ -23,6 +23,7 @@ class RawServer:
         self.requests = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"  # as an upstream for a Proxy
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):

@@ -49,11 +49,6 @@ def first_then_rest(conn):
     return "close"
 
 
-class _Upstream:
-    def __init__(self, server):
-        self.url = f"http://127.0.0.1:{server.port}"
-
-
 @pytest.fixture
 def raw_upstream_proxy(redis_server, tmp_path):
     """start(env): a proxy whose upstream answers one conversation call with ``first_then_rest``."""
@@ -61,7 +56,7 @@ def raw_upstream_proxy(redis_server, tmp_path):
 
     def start(env=None):
         server = RawServer([first_then_rest])
-        proxy = Proxy(_Upstream(server), redis_server.port, str(tmp_path), env or {}).start()
+        proxy = Proxy(server, redis_server.port, str(tmp_path), env or {}).start()
         started.append((proxy, server))
         return proxy
 
