@@ -25,8 +25,10 @@ from .translate.actions import build_action_payload
 from .translate.chat_request import ChatRequest
 from .translate.conversation import build_conversation_payload
 from .translate.uploads import InputFiles
+from .upstream.body import UpstreamBody
 from .upstream.client import UpstreamClient
 from .upstream.reply import WAITING, FollowUp, ReplyStream
+from .upstream.steps import Deadline, Steps
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +103,8 @@ class ChatService:
         if self.limiter is not None:
             self.limiter.acquire(_limit_key(credentials), model.slug)
         payload = self._payload(request, opened)
-        opened.reply = ReplyStream(lambda: self._post(payload, opened), self._action_follow_up(opened),
-                                   read_timeout=self.settings.upstream_read_timeout)
+        opened.reply = ReplyStream(lambda deadline: self._post(payload, opened, deadline),
+                                   self._action_follow_up(opened), read_timeout=self.settings.upstream_read_timeout)
         try:
             self._await_first_event(opened, client_gone)
         except BaseException:
@@ -135,17 +137,19 @@ class ChatService:
             return None
         hide = self.settings.need_delete_conversation_after_response
 
-        def follow_up(confirmation: ActionConfirmation):
+        def follow_up(confirmation: ActionConfirmation, deadline: Deadline) -> Steps[UpstreamBody]:
             log.info("GPT action confirmation in conversation %s: answering always_allow", confirmation.conversation_id)
-            return self._post(build_action_payload(confirmation, opened.model, hide), opened)
+            return self._post(build_action_payload(confirmation, opened.model, hide), opened, deadline)
 
         return follow_up
 
-    def _post(self, payload: dict, opened: OpenReply):
-        """The conversation call; on a 401 the token is refreshed once and the call retried."""
+    def _post(self, payload: dict, opened: OpenReply, deadline: Deadline) -> Steps[UpstreamBody]:
+        """The conversation call, in steps; on a 401 the token is refreshed once (blocking: as the
+        first token lookup is) and the call retried."""
         credentials = opened.credentials
         try:
-            return self.upstream.open_conversation(payload, opened.access_token, credentials.account_id)
+            return (yield from self.upstream.open_conversation(payload, opened.access_token, credentials.account_id,
+                                                               deadline))
         except UpstreamError as exc:
             if exc.status == 429 and self.limiter is not None:
                 retry_after = exc.headers.get("Retry-After", "")
@@ -154,7 +158,8 @@ class ChatService:
             if exc.upstream_status != 401:
                 raise
         self._refresh_token(opened)
-        return self.upstream.open_conversation(payload, opened.access_token, credentials.account_id)
+        return (yield from self.upstream.open_conversation(payload, opened.access_token, credentials.account_id,
+                                                           deadline))
 
     def _refresh_token(self, opened: OpenReply) -> None:
         log.info("upstream rejected the access token of %s; refreshing once", mask(opened.credentials.key))

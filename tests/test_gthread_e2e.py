@@ -1,10 +1,14 @@
 """The gthread worker (worker_class: gthread): the same reply reading under real OS threads.
 
 gevent is the default and every other e2e test runs under it; here one proxy with thread workers
-streams, keeps a silent stream alive, notices a client that left, and times out a silent upstream.
+streams, keeps a silent stream alive, notices a client that left, and times out a silent upstream,
+and a chat waiting for the upstream's headers runs no thread besides its request's.
 """
 from __future__ import annotations
 
+import os
+import threading
+import time
 
 import pytest
 
@@ -40,3 +44,48 @@ def test_an_upstream_silent_mid_reply_is_a_504(threaded):
     # One event, then 4 s without a byte: longer than UPSTREAM_READ_TIMEOUT (2 s).
     response = ask(threaded, directive(text="abcdef", chunk=3, interval=4))
     assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
+
+
+def _threads_of_children(parent: int) -> int:
+    """The OS threads of ``parent``'s child processes (the gunicorn workers), summed."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:  # field 4: the parent pid
+            total += int(fields[17])  # field 20: num_threads
+    return total
+
+
+def test_chats_waiting_for_the_upstream_headers_run_no_helper_threads(start_proxy):
+    # One worker with 4 request threads. 4 chats at once, each waiting 1.5 s for the upstream's
+    # headers: the worker runs its request threads and nothing per chat besides (before, the
+    # upstream call ran on a thread of its own until its headers came: +4 threads).
+    proxy = start_proxy({"WORKER_CLASS": "gthread", "PROCESS_WORKERS": "1", "PROCESS_THREADS": "4"})
+
+    def four_slow_chats():
+        replies = []
+        chats = [threading.Thread(target=lambda: replies.append(
+            ask(proxy, directive(text="late", first_delay=1.5), api_key="rt-threads"))) for _ in range(4)]
+        for chat in chats:
+            chat.start()
+        return chats, replies
+
+    chats, replies = four_slow_chats()  # the first round starts all request threads of the pool
+    for chat in chats:
+        chat.join(10)
+    assert [r.status_code for r in replies] == [200] * 4
+    idle = _threads_of_children(proxy.process.pid)
+
+    chats, replies = four_slow_chats()
+    busiest, until = 0, time.monotonic() + 1.2
+    while time.monotonic() < until:
+        busiest = max(busiest, _threads_of_children(proxy.process.pid))
+        time.sleep(0.02)
+    for chat in chats:
+        chat.join(10)
+    assert [r.json()["choices"][0]["message"]["content"] for r in replies] == ["late"] * 4
+    assert busiest <= idle, (idle, busiest)

@@ -7,6 +7,7 @@ import pytest
 from backend_to_api.errors import ApiError, UpstreamError
 from backend_to_api.upstream.body import UpstreamBody
 from backend_to_api.upstream.http1 import ConnectionPool, parse_head
+from backend_to_api.upstream.steps import Deadline
 
 from .raw_http import RawServer, chunked, read_all, send
 
@@ -28,10 +29,20 @@ def upstream():
         server.close()
 
 
+def exchange(pool, path, body, read_timeout, headers=None):
+    """One exchange, its steps given 5 s (the transport errors come out as they are raised)."""
+    deadline = Deadline()
+    deadline.at = time.monotonic() + 5.0
+    steps = pool.exchange("POST", path, headers or {}, body, read_timeout, deadline)
+    with pytest.raises(StopIteration) as answered:
+        next(steps)
+    return answered.value.value
+
+
 def call(pool, headers=None):
-    exchange = pool.exchange("POST", "/prefix/backend-api/conversation", headers or {"Authorization": "Bearer t"},
-                             b'{"a": 1}', 2.0)
-    return UpstreamBody.from_exchange(exchange, pool)
+    answered = exchange(pool, "/prefix/backend-api/conversation", b'{"a": 1}', 2.0,
+                        headers or {"Authorization": "Bearer t"})
+    return UpstreamBody.from_exchange(answered, pool)
 
 
 def test_the_request_on_the_wire(upstream):
@@ -177,13 +188,13 @@ def test_an_error_body_is_read_for_its_message(upstream):
 def test_unreachable_and_silent_upstreams_raise_transport_errors():
     closed = ConnectionPool("http://127.0.0.1:9", 1.0, None, 1)  # the discard port: nobody listens
     with pytest.raises(ConnectionRefusedError):
-        closed.exchange("POST", "/c", {}, b"", 1.0)
+        exchange(closed, "/c", b"", 1.0)
     server = RawServer([lambda conn: time.sleep(1.0)])
     try:
         silent = ConnectionPool(f"http://127.0.0.1:{server.port}", 1.0, None, 1)
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            silent.exchange("POST", "/c", {}, b"", 0.3)
+            exchange(silent, "/c", b"", 0.3)
         assert time.monotonic() - started < 0.9
     finally:
         server.close()

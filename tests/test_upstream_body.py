@@ -16,6 +16,7 @@ from backend_to_api.errors import UpstreamError
 from backend_to_api.upstream.body import UpstreamBody
 from backend_to_api.upstream.chunked import ChunkedDecoder, ChunkedFormatError
 from backend_to_api.upstream.http1 import ConnectionPool
+from backend_to_api.upstream.steps import ResumableCall
 
 from .raw_http import RawServer, chunked, read_all, send
 
@@ -98,7 +99,8 @@ class DirectPool:
         self.pool = ConnectionPool(f"http://127.0.0.1:{port}", 2.0, None, max_idle=4)
 
     def open(self):
-        exchange = self.pool.exchange("POST", "/c", {"Content-Type": "application/json"}, b"{}", 2.0)
+        exchange = ResumableCall(lambda deadline: self.pool.exchange(
+            "POST", "/c", {"Content-Type": "application/json"}, b"{}", 2.0, deadline)).wait(5.0)
         return UpstreamBody.from_exchange(exchange, self.pool)
 
 

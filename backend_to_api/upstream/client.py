@@ -26,6 +26,7 @@ from ..settings import Settings
 from .body import UpstreamBody
 from .errors import map_upstream_status, upstream_message, wrap_transport_errors
 from .http1 import ConnectionPool
+from .steps import Deadline, Steps, in_thread
 
 log = logging.getLogger(__name__)
 
@@ -58,27 +59,31 @@ class UpstreamClient:
             headers["Chatgpt-Account-Id"] = account_id
         return headers
 
-    def open_conversation(
-        self, payload: Mapping[str, Any], access_token: str, account_id: Optional[str] = None
-    ) -> UpstreamBody:
-        """POST the conversation; returns the open streaming reply, or raises UpstreamError."""
+    def open_conversation(self, payload: Mapping[str, Any], access_token: str, account_id: Optional[str],
+                          deadline: Deadline) -> Steps[UpstreamBody]:
+        """POST the conversation, in steps (``steps.py``); returns the open streaming reply, or
+        raises UpstreamError."""
         headers = self.headers(access_token, account_id)
         headers.update(CONVERSATION_HEADERS)
         with wrap_transport_errors("conversation"):
-            body = self._send_conversation(jsonbytes.dumps(payload), headers)
+            body = yield from self._send_conversation(jsonbytes.dumps(payload), headers, deadline)
         if body.status != 200:
             raise self._failure(body)
         if _is_document(body.headers.get("Content-Type", "")):
             raise self._not_a_stream(body)
         return body
 
-    def _send_conversation(self, data: bytes, headers: Dict[str, str]) -> UpstreamBody:
-        if self._direct is None:  # a proxy applies: requests knows how to go through it
-            response = self.session.post(self._conversation_url, data=data, headers=headers,
-                                         stream=True, timeout=self.timeout)
-            return UpstreamBody.from_urllib3(response.raw)
-        exchange = self._direct.exchange("POST", self._conversation_path, headers, data, self.timeout[1])
+    def _send_conversation(self, data: bytes, headers: Dict[str, str], deadline: Deadline) -> Steps[UpstreamBody]:
+        if self._direct is None:  # a proxy applies: requests knows how to go through it, blocking
+            return (yield from in_thread(lambda: self._post_via_requests(data, headers), UpstreamBody.close, deadline))
+        exchange = yield from self._direct.exchange("POST", self._conversation_path, headers, data,
+                                                    self.timeout[1], deadline)
         return UpstreamBody.from_exchange(exchange, self._direct)
+
+    def _post_via_requests(self, data: bytes, headers: Dict[str, str]) -> UpstreamBody:
+        response = self.session.post(self._conversation_url, data=data, headers=headers, stream=True,
+                                     timeout=self.timeout)
+        return UpstreamBody.from_urllib3(response.raw)
 
     def hide_conversation(self, conversation_id: str, access_token: str, account_id: Optional[str] = None) -> bool:
         with wrap_transport_errors("hide conversation"):

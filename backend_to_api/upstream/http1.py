@@ -3,8 +3,9 @@
 Every chat makes this call. Through urllib3 it cost ~0.6 ms of Python each time: http.client parses
 the headers with the email package, and urllib3 wraps the answer in buffers the streaming read
 never uses (UpstreamBody reads the socket itself). What is left to do is small: connect (TLS with
-the same CA bundle and ``http/1.1`` ALPN urllib3 used), write one request, parse one head. Idle
-connections are kept for the next chat. Every other call, and this one when a proxy applies, goes
+the same CA bundle and ``http/1.1`` ALPN urllib3 used), write one request, parse one head. The
+head is read in resumable steps (``steps.py``), so the request waiting for it keeps its own ticks
+and can give the call up half-way. Idle connections are kept for the next chat. Every other call, and this one when a proxy applies, goes
 through requests (``client.py``).
 """
 from __future__ import annotations
@@ -24,11 +25,11 @@ from urllib.parse import urlsplit
 from urllib3 import HTTPHeaderDict
 
 from ..errors import ApiError, UpstreamError
+from .steps import Deadline, Steps, receive
 
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024
-READ_SIZE = 64 * 1024
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
 _ILLEGAL_IN_HEADER = re.compile(r"[\r\n\x00]")
@@ -83,13 +84,15 @@ class ConnectionPool:
         self._lock = threading.Lock()
 
     def exchange(self, method: str, path: str, headers: Mapping[str, str], body: bytes,
-                 read_timeout: float) -> Exchange:
-        """Send one request and read the head of its answer. Transport errors are raised as they
-        come (OSError, TimeoutError); ``errors.wrap_transport_errors`` turns them into ours."""
+                 read_timeout: float, deadline: Deadline) -> Steps[Exchange]:
+        """Send one request and read the head of its answer, in steps (``steps.py``): it yields
+        whenever ``deadline`` passes before the head is complete. Transport errors are raised as
+        they come (OSError, TimeoutError after ``read_timeout`` s of silence);
+        ``errors.wrap_transport_errors`` turns them into ours."""
         request = _request_bytes(method, path, self.host_header, headers, body)
         sock, reused = self._checkout()
         try:
-            return _send(sock, request, read_timeout)
+            return (yield from _send(sock, request, read_timeout, deadline))
         except (NoAnswer, ConnectionResetError, BrokenPipeError):
             if not reused:
                 raise
@@ -97,7 +100,7 @@ class ConnectionPool:
         # our request), and nothing of an answer came: the request goes once more on a new
         # connection, as browsers do for a reused connection that fails before any answer.
         log.info("a kept-alive upstream connection was closed under the request; sending it again")
-        return _send(self._connect(), request, read_timeout)
+        return (yield from _send(self._connect(), request, read_timeout, deadline))
 
     def give_back(self, sock: socket.socket) -> None:
         """A connection whose answer was read to its clean end, ready for the next request."""
@@ -143,12 +146,12 @@ class ConnectionPool:
         return sock
 
 
-def _send(sock: socket.socket, request: bytes, read_timeout: float) -> Exchange:
+def _send(sock: socket.socket, request: bytes, read_timeout: float, deadline: Deadline) -> Steps[Exchange]:
     try:
         sock.settimeout(read_timeout)
         sock.sendall(request)
-        head, early = read_head(sock)
-    except BaseException:
+        head, early = yield from read_head(sock, read_timeout, deadline)
+    except BaseException:  # GeneratorExit too: an abandoned call closes its connection
         sock.close()
         raise
     return Exchange(head, sock, early)
@@ -199,19 +202,19 @@ class NoAnswer(UpstreamError):
         super().__init__(502, "The upstream closed the connection without answering.", code="upstream_disconnected")
 
 
-def read_head(sock: socket.socket) -> Tuple[ResponseHead, bytes]:
+def read_head(sock: socket.socket, read_timeout: float, deadline: Deadline) -> Steps[Tuple[ResponseHead, bytes]]:
     """The final head (1xx interim answers are skipped) and the body bytes read past it."""
-    buffer = _first_bytes(sock)
+    buffer = yield from _first_bytes(sock, read_timeout, deadline)
     while True:
-        raw, buffer = _read_until_head_end(sock, buffer)
+        raw, buffer = yield from _read_until_head_end(sock, buffer, read_timeout, deadline)
         head = parse_head(raw)
         if not (100 <= head.status < 200) or head.status == 101:
             return head, buffer
 
 
-def _first_bytes(sock: socket.socket) -> bytes:
+def _first_bytes(sock: socket.socket, read_timeout: float, deadline: Deadline) -> Steps[bytes]:
     try:
-        data = sock.recv(READ_SIZE)
+        data = yield from receive(sock, deadline, read_timeout)
     except ConnectionResetError as exc:
         raise NoAnswer() from exc
     if not data:
@@ -219,7 +222,8 @@ def _first_bytes(sock: socket.socket) -> bytes:
     return data
 
 
-def _read_until_head_end(sock: socket.socket, buffer: bytes) -> Tuple[bytes, bytes]:
+def _read_until_head_end(sock: socket.socket, buffer: bytes, read_timeout: float,
+                         deadline: Deadline) -> Steps[Tuple[bytes, bytes]]:
     searched = 0
     while True:
         end = _HEAD_END.search(buffer, searched)
@@ -228,7 +232,7 @@ def _read_until_head_end(sock: socket.socket, buffer: bytes) -> Tuple[bytes, byt
         if len(buffer) > MAX_HEAD:
             raise bad_head(f"no end of the headers in the first {MAX_HEAD} bytes")
         searched = max(0, len(buffer) - 3)
-        data = sock.recv(READ_SIZE)
+        data = yield from receive(sock, deadline, read_timeout)
         if not data:
             raise UpstreamError(502, "The upstream closed the connection in the middle of its headers.",
                                 code="upstream_disconnected")

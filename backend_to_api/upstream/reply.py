@@ -3,8 +3,8 @@
 The request that streams the reply reads it itself: ``next_events(timeout)`` reads the upstream
 socket with that timeout, runs the SSE decoder and the interpreter, and returns typed events, or
 WAITING when the upstream was silent, so the caller can send keep-alives and notice a client that
-went away between reads. Only the call itself (the POST until the headers come) runs on a thread
-of its own (``PendingCall``). One reader, so nothing is shared with another thread while reading.
+went away between reads. The call itself (the POST until the headers come) is resumable steps
+(``steps.py``) driven by the same ticks, so no other thread is involved: one reader, one thread.
 """
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ from ..sse.decoder import SSEDecoder, SSEFormatError
 from ..sse.events import ActionConfirmation, Event, UpstreamFailure
 from ..sse.interpret import ReplyInterpreter
 from .body import UpstreamBody
-from .pending_call import PendingCall
+from .steps import Deadline, ResumableCall, Steps
 
 log = logging.getLogger(__name__)
 
 MAX_FOLLOW_UPS = 3  # a GPT that keeps asking to confirm must not loop forever
 DEFAULT_READ_TIMEOUT = 300.0
 
-FollowUp = Callable[[ActionConfirmation], UpstreamBody]
+OpenSteps = Callable[[Deadline], Steps[UpstreamBody]]
+FollowUp = Callable[[ActionConfirmation, Deadline], Steps[UpstreamBody]]
 
 
 class Waiting:
@@ -35,21 +36,21 @@ WAITING = Waiting()
 
 
 class ReplyStream:
-    """``open_response`` makes the upstream call (on its own thread: the request can answer headers
-    by its deadline even when the upstream is slow to answer at all). A silence longer than
+    """``open_response`` makes the steps of the upstream call (resumed at each read, so the request
+    can answer headers by its deadline even when the upstream is slow to answer at all). A silence longer than
     ``read_timeout`` once the body has started is a 504.
 
     ``follow_up`` (GPT replies only) answers an action's confirmation request: the body is read up to
     that request and the follow-up's body continues the same reply, as the web page does on "Always allow".
     """
 
-    def __init__(self, open_response: Callable[[], UpstreamBody], follow_up: Optional[FollowUp] = None,
+    def __init__(self, open_response: OpenSteps, follow_up: Optional[FollowUp] = None,
                  read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
         self._follow_up = follow_up
         self._follow_ups_left = MAX_FOLLOW_UPS if follow_up is not None else 0
         self._read_timeout = read_timeout
         self._interpreter = ReplyInterpreter()
-        self._call: Optional[PendingCall] = PendingCall(open_response)
+        self._call: Optional[ResumableCall[UpstreamBody]] = ResumableCall(open_response)
         self._body: Optional[UpstreamBody] = None
         self._decoder: Optional[SSEDecoder] = None  # a fresh one for each body (_answered)
         self._last_data = time.monotonic()
@@ -152,7 +153,7 @@ class ReplyStream:
         if body is not None:
             body.close()
         follow_up = self._follow_up
-        self._call = PendingCall(lambda: follow_up(confirmation))
+        self._call = ResumableCall(lambda deadline: follow_up(confirmation, deadline))
 
     def _answerable(self, events: List[Event]) -> Optional[ActionConfirmation]:
         if self._follow_ups_left <= 0:
