@@ -7,13 +7,13 @@ fails early is answered with a proper HTTP error rather than a 200 stream (opena
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from .auth.pool import TokenPool, fails_over, no_token_left
 from .auth.tokens import Credentials, TokenResolver
+from .conversation_hider import ConversationHider
 from .errors import ApiError, ClientGone, UpstreamError, empty_reply
 from .gpts import GizmoCatalog
 from .limits import RateLimiter
@@ -66,6 +66,7 @@ class ChatService:
         self.metrics = metrics
         self.limiter = limiter
         self.pool = pool if pool is not None else TokenPool([], None)
+        self._hider: ConversationHider[Tuple[OpenReply, str]] = ConversationHider(self._hide)
 
     def resolve_model(self, name: str, credentials: Credentials) -> ModelSpec:
         """A built-in model, else a GPT (whose info may have to be fetched: 404 or 502 if it cannot)."""
@@ -191,9 +192,10 @@ class ChatService:
         """Hide the conversation upstream, off the response path (the client already has its answer)."""
         if not (self.settings.need_delete_conversation_after_response and conversation_id):
             return
-        threading.Thread(target=self._hide, args=(opened, conversation_id), name="hide-conversation", daemon=True).start()
+        self._hider.submit((opened, conversation_id))
 
-    def _hide(self, opened: OpenReply, conversation_id: str) -> None:
+    def _hide(self, job: Tuple[OpenReply, str]) -> None:
+        opened, conversation_id = job
         try:
             ok = self.upstream.hide_conversation(conversation_id, opened.access_token, opened.credentials.account_id)
             log.debug("hid conversation %s: %s", conversation_id, ok)

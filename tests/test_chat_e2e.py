@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -217,3 +218,16 @@ def test_health_and_readiness(proxy):
     assert requests.get(proxy.url + "/healthz", timeout=5).json() == {"status": "ok"}
     ready = requests.get(proxy.url + "/readyz", timeout=5)
     assert ready.status_code == 200 and ready.json()["store"] == "redis"
+
+
+def test_one_chat_after_another_reuses_the_upstream_connections(proxy, emulator):
+    # Each gunicorn worker (2 here) keeps its upstream connection for the next chat, streamed or
+    # not: a chat that must open a new one pays a TCP (and, to a real upstream, a TLS) handshake.
+    since = time.time()
+    client = proxy.client()
+    for _ in range(5):
+        assert joined(stream_text(client, directive(text="again", chunk=2))) == "again"
+        reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content
+    ports = [s["client_port"] for s in emulator.streams() if s["started"] >= since]
+    assert len(ports) == 10 and len(set(ports)) <= 2, ports

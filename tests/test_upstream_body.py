@@ -13,9 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backend_to_api.errors import UpstreamError
+from backend_to_api.sse.events import StreamEnd
 from backend_to_api.upstream.body import UpstreamBody
 from backend_to_api.upstream.chunked import ChunkedDecoder, ChunkedFormatError
 from backend_to_api.upstream.http1 import ConnectionPool
+from backend_to_api.upstream.reply import ReplyStream
 from backend_to_api.upstream.steps import ResumableCall
 
 from .raw_http import RawServer, chunked, read_all, send
@@ -241,3 +243,39 @@ def test_a_body_cut_after_done_still_completes(start_proxy):
         assert reply.choices[0].message.content == "Hello there"
     finally:
         upstream.close()
+
+
+def _reply_from(pool):
+    """A ReplyStream whose upstream call is ``pool.open()``."""
+    def steps(deadline):
+        yield from ()
+        return pool.open()
+
+    return ReplyStream(steps, read_timeout=5.0)
+
+
+def _read_to_done(reply):
+    events = []
+    while not any(isinstance(event, StreamEnd) for event in events):
+        batch = reply.next_events(2.0)
+        assert isinstance(batch, list), batch
+        events += batch
+
+
+@pytest.mark.parametrize("end_is_here", [True, False])
+def test_the_last_chunk_after_done_keeps_the_connection_if_it_is_already_here(serve, end_is_here):
+    # [DONE] comes in one write, the last chunk 0.3 s later in another. A reply closed after the
+    # last chunk has arrived (unread) reads it then and gives the connection back; one closed before
+    # does not wait for it and closes the connection.
+    body = chunked([b"data: [DONE]\n\n"])
+    cut = body.index(b"0\r\n\r\n")
+    server, pool = serve(send(CHUNKED + body[:cut], body[cut:], pause=0.3), send(CHUNKED + body))
+    reply = _reply_from(pool)
+    _read_to_done(reply)
+    if end_is_here:
+        time.sleep(0.6)
+    started = time.monotonic()
+    reply.close()
+    assert time.monotonic() - started < 0.1
+    assert read_all(open_body(pool)) == b"data: [DONE]\n\n"
+    assert server.connections == (1 if end_is_here else 2)

@@ -25,6 +25,7 @@ from .chunked import ChunkedDecoder, ChunkedFormatError
 from .http1 import ConnectionPool, Exchange, Framing
 
 READ_SIZE = 64 * 1024
+SETTLE_LIMIT = 64 * 1024  # bytes after [DONE] that are read (and dropped) to keep a connection
 _ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -100,12 +101,31 @@ class UpstreamBody:
                 return payload
         return b""
 
-    def close(self) -> None:
+    def close(self, settle: bool = False) -> None:
         """Give a cleanly finished connection back to the pool, else close it (a connection with
-        unread bytes in it must never serve another request)."""
+        unread bytes in it must never serve another request).
+
+        ``settle``: the reader has all it wanted (the reply said [DONE]); the end of the body (the
+        last chunk, which often follows [DONE] in a write of its own) is read first if it is
+        already here, without waiting, so that the connection can serve the next chat instead of
+        costing it a new TCP and TLS handshake."""
         release, self._release = self._release, None
-        if release is not None:
-            release(self._clean_end)
+        if release is None:
+            return
+        if settle and not self._ended:
+            self._settle()
+        release(self._clean_end)
+
+    def _settle(self) -> None:
+        left = SETTLE_LIMIT
+        try:
+            while not self._ended and left > 0:
+                data = self.read(0.0)
+                if data is None:
+                    return  # not here yet: the connection is closed rather than waited for
+                left -= len(data)
+        except UpstreamError:
+            pass
 
     def read_text(self, limit: int = 64 * 1024, timeout: float = 30.0) -> str:
         """The start of a body we only need for an error message (then closes the response)."""

@@ -81,7 +81,7 @@ def _reply(ctx: ReplyContext, scenario) -> Response:
     directive = ctx.directive
     record = _state().new_stream(conversation_id=ctx.conversation_id, scenario=directive.emu,
                                  encoding=directive.encoding, subject=g.token_subject,
-                                 account_id=g.account_id)
+                                 account_id=g.account_id, client_port=_client_port())
     body = ReplyStream(scenario(ctx), encoder_for(directive.encoding, ctx.conversation_id),
                        directive, record)
     # direct_passthrough: the server iterates (and closes) the body itself, without werkzeug's two
@@ -94,6 +94,13 @@ def _http_error(directive: Directive) -> Response:
         time.sleep(directive.first_delay)
     status, raw, headers = http_error(directive)
     return Response(raw, status=status, headers=headers)
+
+
+def _client_port() -> int:
+    try:
+        return int(request.environ.get("REMOTE_PORT") or 0)
+    except ValueError:
+        return 0
 
 
 def payload_problem(payload: object) -> str | None:

@@ -33,6 +33,7 @@ class StreamRecord:
     events_sent: int = 0
     closed_early: bool = False  # the client went away before the reply ended
     outcome: str = "streaming"  # then: completed | client_closed | dropped | error
+    client_port: int = 0  # the caller's TCP port: the same port twice is one kept-alive connection
 
     def end(self, outcome: str) -> None:
         if self.ended is None:  # the first ending wins; close() may come after the generator's
