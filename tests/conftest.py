@@ -257,6 +257,26 @@ def proxy(start_proxy) -> Proxy:
     return start_proxy()
 
 
+@pytest.fixture
+def upstream():
+    """start(*responses): a raw socket server answering with those responses (raw_http.RawServer),
+    and a ConnectionPool of our own exchange (upstream/http1.py) to it, under the path /prefix."""
+    from backend_to_api.upstream.http1 import ConnectionPool
+
+    from .raw_http import RawServer
+
+    servers = []
+
+    def start(*responses):
+        server = RawServer(responses)
+        servers.append(server)
+        return server, ConnectionPool(f"{server.url}/prefix", 2.0, None, max_idle=4)
+
+    yield start
+    for server in servers:
+        server.close()
+
+
 def directive(**values) -> str:
     """A user message that tells the emulator which scenario to play."""
     return json.dumps({"emu": values.pop("emu", "text"), **values}, ensure_ascii=False)

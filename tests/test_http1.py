@@ -15,20 +15,6 @@ EVENTS = [b"data: {\"n\": 1}\n\n", b"data: [DONE]\n\n"]
 CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-@pytest.fixture
-def upstream():
-    servers = []
-
-    def start(*responses):
-        server = RawServer(responses)
-        servers.append(server)
-        return server, ConnectionPool(f"http://127.0.0.1:{server.port}/prefix", 2.0, None, max_idle=4)
-
-    yield start
-    for server in servers:
-        server.close()
-
-
 def exchange(pool, path, body, read_timeout, headers=None):
     """One exchange, its steps given 5 s (the transport errors come out as they are raised)."""
     deadline = Deadline()

@@ -8,28 +8,11 @@ import pytest
 
 from backend_to_api.errors import UpstreamError
 from backend_to_api.upstream.body import UpstreamBody
-from backend_to_api.upstream.http1 import ConnectionPool
 from backend_to_api.upstream.steps import Deadline, ResumableCall, in_thread
 
-from .raw_http import RawServer, chunked, read_all, send
-
-EVENTS = [b"data: {\"n\": 1}\n\n", b"data: [DONE]\n\n"]
-HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
-
-
-@pytest.fixture
-def upstream():
-    servers = []
-
-    def start(*responses):
-        server = RawServer(responses)
-        servers.append(server)
-        return server, ConnectionPool(server.url, 2.0, None, max_idle=4)
-
-    yield start
-    for server in servers:
-        server.close()
-
+from .raw_http import chunked, read_all, send
+from .test_http1 import CHUNKED as HEAD
+from .test_http1 import EVENTS
 
 def conversation(pool, read_timeout=5.0):
     return ResumableCall(lambda deadline: pool.exchange("POST", "/c", {}, b"{}", read_timeout, deadline))
