@@ -1,6 +1,7 @@
 """Resumable upstream calls (upstream/steps.py): a call waited on in slices of time keeps its place
 (a half-read head included) on the caller's own thread, gives up after its read timeout however
 it is sliced, and closes its connection when abandoned. Against a raw socket server."""
+import socket
 import threading
 import time
 
@@ -8,6 +9,7 @@ import pytest
 
 from backend_to_api.errors import UpstreamError
 from backend_to_api.upstream.body import UpstreamBody
+from backend_to_api.upstream.http1 import ConnectionPool
 from backend_to_api.upstream.steps import Deadline, ResumableCall, in_thread
 
 from .raw_http import chunked, read_all, send
@@ -109,3 +111,92 @@ def test_a_call_in_a_thread_returns_raises_and_closes_what_comes_too_late():
     while not closed and time.monotonic() < deadline_wait:
         time.sleep(0.01)
     assert closed == ["late answer"]
+
+
+class Blackhole:
+    """A port whose connects hang: its one-place accept queue is already full (Linux then drops
+    the SYNs of further connects)."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(0)
+        self.port = self.listener.getsockname()[1]
+        self.filler = socket.create_connection(("127.0.0.1", self.port))
+
+    def close(self):
+        self.filler.close()
+        self.listener.close()
+
+
+class SilentServer:
+    """Accepts connections and never says a word; notes when a connection is closed by the peer."""
+
+    def __init__(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"  # as a Proxy's upstream (set https to make it a TLS one)
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        conn, _ = self.listener.accept()
+        conn.settimeout(10)
+        try:
+            while conn.recv(65536):  # a TLS ClientHello comes, then nothing until the close
+                pass
+        except OSError:
+            pass
+        self.closed.set()
+
+    def close(self):
+        self.listener.close()
+
+
+def sliced_until_error(steps, deadline, slice_=0.05):
+    """Drive ``steps`` in slices until they raise; returns (the exception, empty slices, seconds)."""
+    empty, started = 0, time.monotonic()
+    while True:
+        deadline.at = time.monotonic() + slice_
+        try:
+            next(steps)
+        except StopIteration as done:
+            raise AssertionError(f"answered: {done.value!r}")
+        except Exception as exc:
+            return exc, empty, time.monotonic() - started
+        empty += 1
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_connect_that_hangs_yields_in_slices_and_times_out(scheme):
+    # https too: the TCP connect hangs before any TLS.
+    hole = Blackhole()
+    try:
+        pool = ConnectionPool(f"{scheme}://127.0.0.1:{hole.port}", 0.5, None, max_idle=1)
+        deadline = Deadline()
+        error, empty, seconds = sliced_until_error(pool.exchange("POST", "/c", {}, b"", 5.0, deadline), deadline)
+        assert isinstance(error, TimeoutError) and empty >= 5 and 0.45 <= seconds < 1.0
+    finally:
+        hole.close()
+
+
+def test_a_tls_handshake_that_stalls_yields_times_out_and_closes_when_abandoned():
+    server = SilentServer()
+    try:
+        pool = ConnectionPool(f"https://127.0.0.1:{server.port}", 0.5, None, max_idle=1)
+        deadline = Deadline()
+        error, empty, seconds = sliced_until_error(pool.exchange("POST", "/c", {}, b"", 5.0, deadline), deadline)
+        assert isinstance(error, TimeoutError) and empty >= 5 and 0.45 <= seconds < 1.0
+        assert server.closed.wait(2.0)  # the socket of the failed handshake was closed
+    finally:
+        server.close()
+
+    server = SilentServer()
+    try:
+        pool = ConnectionPool(f"https://127.0.0.1:{server.port}", 5.0, None, max_idle=1)
+        call = ResumableCall(lambda d: pool.exchange("POST", "/c", {}, b"", 5.0, d))
+        assert call.wait(0.2) is None
+        call.abandon()
+        assert server.closed.wait(2.0)
+    finally:
+        server.close()

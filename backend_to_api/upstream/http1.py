@@ -3,10 +3,11 @@
 Every chat makes this call. Through urllib3 it cost ~0.6 ms of Python each time: http.client parses
 the headers with the email package, and urllib3 wraps the answer in buffers the streaming read
 never uses (UpstreamBody reads the socket itself). What is left to do is small: connect (TLS with
-the same CA bundle and ``http/1.1`` ALPN urllib3 used), write one request, parse one head. The
-head is read in resumable steps (``steps.py``), so the request waiting for it keeps its own ticks
-and can give the call up half-way. Idle connections are kept for the next chat. Every other call, and this one when a proxy applies, goes
-through requests (``client.py``).
+the same CA bundle and ``http/1.1`` ALPN urllib3 used), write one request, parse one head.
+Connecting, the TLS handshake and reading the head are resumable steps (``steps.py``,
+``socket_steps.py``), so the request waiting for them keeps its own ticks and can give the call up
+half-way. Idle connections are kept for the next chat. Every other call, and this one when a proxy
+applies, goes through requests (``client.py``).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from urllib.parse import urlsplit
 from urllib3 import HTTPHeaderDict
 
 from ..errors import ApiError, UpstreamError
-from .steps import Deadline, Steps, receive
+from .socket_steps import connect, handshake, receive
+from .steps import Deadline, Steps
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,10 @@ class ConnectionPool:
         they come (OSError, TimeoutError after ``read_timeout`` s of silence);
         ``errors.wrap_transport_errors`` turns them into ours."""
         request = _request_bytes(method, path, self.host_header, headers, body)
-        sock, reused = self._checkout()
+        sock = self._checkout()
+        reused = sock is not None
+        if sock is None:
+            sock = yield from self._connect(deadline)
         try:
             return (yield from _send(sock, request, read_timeout, deadline))
         except (NoAnswer, ConnectionResetError, BrokenPipeError):
@@ -100,7 +105,7 @@ class ConnectionPool:
         # our request), and nothing of an answer came: the request goes once more on a new
         # connection, as browsers do for a reused connection that fails before any answer.
         log.info("a kept-alive upstream connection was closed under the request; sending it again")
-        return (yield from _send(self._connect(), request, read_timeout, deadline))
+        return (yield from _send((yield from self._connect(deadline)), request, read_timeout, deadline))
 
     def give_back(self, sock: socket.socket) -> None:
         """A connection whose answer was read to its clean end, ready for the next request."""
@@ -113,18 +118,16 @@ class ConnectionPool:
         for old in stale + ([] if keep else [sock]):
             old.close()
 
-    def _checkout(self) -> Tuple[socket.socket, bool]:
-        """A connection, and whether it served before."""
+    def _checkout(self) -> Optional[socket.socket]:
+        """An idle connection that is still open, or None."""
         while True:
             with self._lock:
                 stale = self._take_stale(time.monotonic())
                 sock = self._idle.pop()[0] if self._idle else None
             for old in stale:
                 old.close()
-            if sock is None:
-                return self._connect(), False
-            if _still_open(sock):
-                return sock, True
+            if sock is None or _still_open(sock):
+                return sock
             sock.close()
 
     def _take_stale(self, now: float) -> List[socket.socket]:
@@ -134,12 +137,14 @@ class ConnectionPool:
             stale.append(self._idle.popleft()[0])
         return stale
 
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+    def _connect(self, deadline: Deadline) -> Steps[socket.socket]:
+        """A new connection, TLS included, in steps: the request keeps ticking while a slow or
+        unreachable upstream takes its time (each of TCP and TLS within the connect timeout)."""
+        sock = yield from connect(self.host, self.port, self.connect_timeout, deadline)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small requests, sent at once
             if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+                sock = yield from handshake(self._tls, sock, self.host, self.connect_timeout, deadline)
         except BaseException:
             sock.close()
             raise

@@ -10,14 +10,13 @@ suspended generator, and ``abandon`` closes it there, which closes its socket.
 Before, each call ran on a helper thread (a greenlet under gevent) that the request waited on:
 one more OS thread per chat under gthread workers, and a spawn, an event and a lock per chat
 under gevent. Only a call through an outbound proxy (requests' proxy handling, which cannot stop
-half-way through a head) still runs on a thread: ``in_thread``.
+half-way through a head) still runs on a thread: ``in_thread``. The socket operations themselves
+(connect, TLS handshake, recv) are in ``socket_steps.py``.
 """
 from __future__ import annotations
 
 import _thread
 import logging
-import socket
-import ssl
 import threading
 import time
 from typing import Any, Callable, Generator, Generic, Optional, TypeVar
@@ -28,8 +27,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Steps = Generator[None, None, T]  # yields: out of time, resume me; returns: the answer
-
-READ_SIZE = 64 * 1024
 
 
 class Deadline:
@@ -69,25 +66,6 @@ class ResumableCall(Generic[T]):
     def abandon(self) -> None:
         """Nobody will read the answer: GeneratorExit at the step that waits closes what it holds."""
         self._steps.close()
-
-
-def receive(sock: socket.socket, deadline: Deadline, silence: float) -> Steps[bytes]:
-    """One ``recv``, yielding whenever the deadline passes first. TimeoutError once the socket has
-    been silent for ``silence`` seconds since this call began, however many resumes that spans."""
-    silent_until = time.monotonic() + silence
-    while True:
-        now = time.monotonic()
-        wait = min(deadline.at, silent_until) - now
-        if wait > 0:
-            sock.settimeout(wait)
-            try:
-                return sock.recv(READ_SIZE)
-            except (socket.timeout, BlockingIOError, ssl.SSLWantReadError):
-                pass  # nothing in this slice (a TLS record may also be only half here)
-        if time.monotonic() >= silent_until:
-            raise TimeoutError(f"no answer within {silence:g} s")
-        if deadline.remaining() <= 0:
-            yield
 
 
 def in_thread(make: Callable[[], T], close: Callable[[T], Any], deadline: Deadline) -> Steps[T]:
