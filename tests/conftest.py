@@ -38,6 +38,20 @@ def wait_until(check, timeout: float = 20.0, what: str = "service") -> None:
     raise RuntimeError(f"{what} did not come up within {timeout}s")
 
 
+def threads_of_children(parent: int) -> int:
+    """The OS threads of ``parent``'s child processes (the gunicorn workers), summed."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent:  # field 4: the parent pid
+            total += int(fields[17])  # field 20: num_threads
+    return total
+
+
 def stop(process: subprocess.Popen) -> None:
     """Stop a service started with ``start_new_session=True``, and whatever it left behind.
 

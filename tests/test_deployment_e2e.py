@@ -12,7 +12,7 @@ import time
 
 import requests
 
-from .conftest import ROOT, directive, free_port, stop, wait_until
+from .conftest import ROOT, directive, free_port, stop, threads_of_children, wait_until
 
 
 def test_api_prefix_moves_the_routes(start_proxy):
@@ -49,6 +49,28 @@ def test_conversation_is_hidden_after_the_reply(start_proxy, emulator):
                timeout=5, what="PATCH is_visible")
     patch = emulator.requests(f"/backend-api/conversation/{conversation_id}")[-1]
     assert patch["json"] == {"is_visible": False}
+
+
+def test_slow_hides_run_on_a_few_threads_per_worker_not_one_per_chat(start_proxy, emulator):
+    # gthread, one worker: 8 chats one after another while the upstream takes 3 s to answer each
+    # PATCH. The hides queue for the worker's 4 hiding threads instead of holding 8 threads.
+    emulator.configure(hide_delay=3.0)
+    try:
+        proxy = start_proxy({"NEED_DELETE_CONVERSATION_AFTER_RESPONSE": "true", "WORKER_CLASS": "gthread",
+                             "PROCESS_WORKERS": "1", "PROCESS_THREADS": "1"})
+        client = proxy.client(api_key="rt-hides")
+        ask = dict(model="gpt-4o", messages=[{"role": "user", "content": directive(text="bye")}])
+        client.chat.completions.create(**ask)  # starts the hiding threads
+        time.sleep(0.5)
+        idle = threads_of_children(proxy.process.pid)
+        since = time.time()
+        for _ in range(8):
+            assert client.chat.completions.create(**ask).choices[0].message.content == "bye"
+        assert threads_of_children(proxy.process.pid) <= idle
+        hidden = lambda: sum(r["method"] == "PATCH" and r["time"] >= since for r in emulator.requests())  # noqa: E731
+        wait_until(lambda: hidden() == 8, timeout=15, what="8 PATCH is_visible")
+    finally:
+        emulator.configure(hide_delay=0.0)
 
 
 def test_default_keeps_history(proxy, emulator):

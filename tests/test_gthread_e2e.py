@@ -6,13 +6,12 @@ and a chat waiting for the upstream's headers runs no thread besides its request
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 
 import pytest
 
-from .conftest import directive
+from .conftest import directive, threads_of_children
 from .test_upstream_failures_e2e import ask, leave_a_hanging_stream
 
 
@@ -46,20 +45,6 @@ def test_an_upstream_silent_mid_reply_is_a_504(threaded):
     assert response.status_code == 504 and response.json()["error"]["code"] == "upstream_timeout"
 
 
-def _threads_of_children(parent: int) -> int:
-    """The OS threads of ``parent``'s child processes (the gunicorn workers), summed."""
-    total = 0
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == parent:  # field 4: the parent pid
-            total += int(fields[17])  # field 20: num_threads
-    return total
-
-
 def test_chats_waiting_for_the_upstream_headers_run_no_helper_threads(start_proxy):
     # One worker with 4 request threads. 4 chats at once, each waiting 1.5 s for the upstream's
     # headers: the worker runs its request threads and nothing per chat besides (before, the
@@ -78,12 +63,12 @@ def test_chats_waiting_for_the_upstream_headers_run_no_helper_threads(start_prox
     for chat in chats:
         chat.join(10)
     assert [r.status_code for r in replies] == [200] * 4
-    idle = _threads_of_children(proxy.process.pid)
+    idle = threads_of_children(proxy.process.pid)
 
     chats, replies = four_slow_chats()
     busiest, until = 0, time.monotonic() + 1.2
     while time.monotonic() < until:
-        busiest = max(busiest, _threads_of_children(proxy.process.pid))
+        busiest = max(busiest, threads_of_children(proxy.process.pid))
         time.sleep(0.02)
     for chat in chats:
         chat.join(10)

@@ -154,6 +154,7 @@ def message_text(message: dict) -> str:
 def update_conversation(conversation_id: str):
     if not isinstance(request.get_json(silent=True, force=True), dict):
         return jsonify(detail="body must be a JSON object"), 422
+    time.sleep(_state().config["hide_delay"])  # (config) an upstream slow to hide conversations
     return jsonify(success=True)
 
 

@@ -10,8 +10,8 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 
-DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5, "fail_upload": ""}
-_CONFIG_TYPES = {"token_ttl": (int,), "refresh_delay": (int, float), "fail_upload": (str,)}
+DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5, "fail_upload": "", "hide_delay": 0.0}
+_CONFIG_TYPES = {"token_ttl": (int,), "refresh_delay": (int, float), "fail_upload": (str,), "hide_delay": (int, float)}
 # fail_upload: which step of the file upload fails ("" none; create 500, put 403, uploaded 500).
 UPLOAD_STEPS = ("", "create", "put", "uploaded")
 
@@ -115,6 +115,7 @@ def _checked(changes: dict) -> dict:
             raise ConfigError(f"config {key!r} must be a {'string' if key == 'fail_upload' else 'number'}")
     if changes.get("fail_upload", "") not in UPLOAD_STEPS:
         raise ConfigError(f"config 'fail_upload' must be one of {UPLOAD_STEPS}")
-    if changes.get("refresh_delay", 0) < 0:
-        raise ConfigError("config 'refresh_delay' must not be negative")
+    for delay in ("refresh_delay", "hide_delay"):
+        if changes.get(delay, 0) < 0:
+            raise ConfigError(f"config {delay!r} must not be negative")
     return dict(changes)
