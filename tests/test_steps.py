@@ -53,16 +53,24 @@ def test_a_wait_of_zero_comes_back_at_once(upstream):
     UpstreamBody.from_exchange(exchange, pool).close()
 
 
-def test_the_read_timeout_holds_however_the_waits_are_sliced(upstream):
-    _, pool = upstream(lambda conn: time.sleep(2.0))
+def assert_times_out_in_slices(pool, read_timeout=5.0):
+    """An exchange through ``pool``, driven in 0.05 s slices, keeps coming back empty until it
+    raises TimeoutError at 0.5 s (the connect or the read timeout, whichever the test set to 0.5).
+    The error comes as it is: the client's wrap_transport_errors makes it a 504."""
     deadline = Deadline()
-    steps = pool.exchange("POST", "/c", {}, b"", 0.5, deadline)
-    started = time.monotonic()
-    with pytest.raises(TimeoutError):  # as it comes: the client's wrap_transport_errors makes it a 504
+    steps = pool.exchange("POST", "/c", {}, b"", read_timeout, deadline)
+    empty, started = 0, time.monotonic()
+    with pytest.raises(TimeoutError):
         while True:
             deadline.at = time.monotonic() + 0.05
             next(steps)
-    assert 0.45 <= time.monotonic() - started < 1.0
+            empty += 1
+    assert empty >= 5 and 0.45 <= time.monotonic() - started < 1.0
+
+
+def test_the_read_timeout_holds_however_the_waits_are_sliced(upstream):
+    _, pool = upstream(lambda conn: time.sleep(2.0))
+    assert_times_out_in_slices(pool, read_timeout=0.5)
 
 
 def test_an_abandoned_call_closes_its_connection(upstream):
@@ -153,27 +161,12 @@ class SilentServer:
         self.listener.close()
 
 
-def assert_connect_times_out_in_slices(url):
-    """An exchange with ``url`` (connect timeout 0.5 s), driven in 0.05 s slices, keeps coming back
-    empty until it raises TimeoutError at the connect timeout."""
-    pool = ConnectionPool(url, 0.5, None, max_idle=1)
-    deadline = Deadline()
-    steps = pool.exchange("POST", "/c", {}, b"", 5.0, deadline)
-    empty, started = 0, time.monotonic()
-    with pytest.raises(TimeoutError):
-        while True:
-            deadline.at = time.monotonic() + 0.05
-            next(steps)
-            empty += 1
-    assert empty >= 5 and 0.45 <= time.monotonic() - started < 1.0
-
-
 @pytest.mark.parametrize("scheme", ["http", "https"])
 def test_a_connect_that_hangs_yields_in_slices_and_times_out(scheme):
     # https too: the TCP connect hangs before any TLS.
     hole = Blackhole()
     try:
-        assert_connect_times_out_in_slices(f"{scheme}://127.0.0.1:{hole.port}")
+        assert_times_out_in_slices(ConnectionPool(f"{scheme}://127.0.0.1:{hole.port}", 0.5, None, max_idle=1))
     finally:
         hole.close()
 
@@ -181,7 +174,7 @@ def test_a_connect_that_hangs_yields_in_slices_and_times_out(scheme):
 def test_a_tls_handshake_that_stalls_yields_times_out_and_closes_when_abandoned():
     server = SilentServer()
     try:
-        assert_connect_times_out_in_slices(f"https://127.0.0.1:{server.port}")
+        assert_times_out_in_slices(ConnectionPool(f"https://127.0.0.1:{server.port}", 0.5, None, max_idle=1))
         assert server.closed.wait(2.0)  # the socket of the failed handshake was closed
     finally:
         server.close()

@@ -58,6 +58,7 @@ class ReplyInterpreter:
         self._conversation: Optional[str] = None
         self._confirmations_sent: set[str] = set()  # message ids whose action confirmation was reported
         self._images_sent: set[tuple[str, str]] = set()  # (message id, file id)
+        self.said_done = False  # [DONE] came: the upstream has nothing more to say
 
     def feed(self, sse: ServerSentEvent) -> list[Event]:
         """Interpret one upstream event; returns the typed events it means (often none)."""
@@ -65,6 +66,7 @@ class ReplyInterpreter:
             return []
         raw = sse.raw_data
         if raw.strip() == b"[DONE]":
+            self.said_done = True
             return [StreamEnd()]
         payload = _parse_json(raw)
         if sse.event == "delta_encoding":

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, List, Optional, Union
 
 from ..errors import ApiError, UpstreamError, upstream_timeout
 from ..sse.decoder import SSEDecoder, SSEFormatError
-from ..sse.events import ActionConfirmation, Event, StreamEnd, UpstreamFailure
+from ..sse.events import ActionConfirmation, Event, UpstreamFailure
 from ..sse.interpret import ReplyInterpreter
 from .body import UpstreamBody
 from .steps import Deadline, ResumableCall, Steps
@@ -55,7 +55,6 @@ class ReplyStream:
         self._decoder: Optional[SSEDecoder] = None  # a fresh one for each body (_answered)
         self._last_data = time.monotonic()
         self._ended = False
-        self._said_done = False  # the upstream's [DONE] came: nothing after it is wanted
 
     def next_events(self, timeout: float) -> Union[List[Event], Waiting, None]:
         """Events that arrived, WAITING on timeout, None once the body has ended.
@@ -92,7 +91,7 @@ class ReplyStream:
             call.abandon()
         body, self._body = self._body, None
         if body is not None:
-            body.close(settle=self._said_done)
+            body.close(settle=self._interpreter.said_done)  # nothing after [DONE] is wanted
 
     def _next(self, deadline: float) -> Union[List[Event], Waiting, None]:
         while not self._ended:
@@ -133,7 +132,6 @@ class ReplyStream:
             self.close()
             return [UpstreamFailure(f"the upstream stream was malformed: {exc}", "bad_stream")]
         events, confirmation = self._interpret(sse_events)
-        self._said_done = self._said_done or any(isinstance(event, StreamEnd) for event in events)
         if confirmation is not None:
             self._continue_with_follow_up(confirmation)
         elif not data:
