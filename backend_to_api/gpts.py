@@ -21,6 +21,7 @@ from .settings import Settings
 from .store import LockTimeout
 from .upstream.client import UpstreamClient
 from .upstream.errors import upstream_message
+from .upstream.path_segments import segment
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ class GizmoCatalog:
 
     def _fetch(self, gizmo_id: str, credentials: Credentials) -> Optional[dict]:
         access_token = self._access_token(credentials)
-        response = self.upstream.get(f"/backend-api/gizmos/{gizmo_id}", "GPT info", access_token, credentials.account_id)
+        path = f"/backend-api/gizmos/{segment(gizmo_id)}"  # GIZMO_ID-checked already; this is the last word
+        response = self.upstream.get(path, "GPT info", access_token, credentials.account_id)
         body = response.text[:64 * 1024]
         if response.status_code == 404:
             return None

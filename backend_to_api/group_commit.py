@@ -7,7 +7,9 @@ sends its own item at once, and everyone who arrives meanwhile queues; when the 
 leader hands the lead to the oldest waiter, which sends the whole queue as one batch. An idle service
 therefore adds no delay, and a busy one makes one round trip per batch instead of per caller.
 
-Works with real threads (gthread) and with gevent's patched threading alike.
+Works with real threads (gthread) and with gevent's patched threading alike. A waiter gives up
+after ``wait_limit`` seconds (GroupCommitTimeout): a round trip that hangs must not hold everyone
+queued behind it for longer than it would have held a caller of its own.
 """
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ from typing import Callable, Generic, List, Optional, Sequence, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+
+class GroupCommitTimeout(TimeoutError):
+    """This caller's batch was not answered within the wait limit; it has left the queue."""
 
 
 class _Ticket(Generic[Item, Result]):
@@ -37,9 +43,11 @@ class _Ticket(Generic[Item, Result]):
 class GroupCommit(Generic[Item, Result]):
     """``run(items)`` returns one result per item, in order; ``submit(item)`` returns this item's."""
 
-    def __init__(self, run: Callable[[Sequence[Item]], List[Result]], max_batch: int = 100) -> None:
+    def __init__(self, run: Callable[[Sequence[Item]], List[Result]], max_batch: int = 100,
+                 wait_limit: Optional[float] = None) -> None:
         self._run = run
         self.max_batch = max_batch
+        self.wait_limit = wait_limit  # None: wait as long as the batch in flight takes
         self._lock = threading.Lock()
         self._queue: List[_Ticket] = []
         self._busy = False  # a batch is in flight, or a waiter has been told to send the next one
@@ -59,10 +67,12 @@ class GroupCommit(Generic[Item, Result]):
 
     def _wait(self, ticket: _Ticket) -> None:
         try:
-            ticket.done.wait()
+            if not ticket.done.wait(self.wait_limit):
+                raise GroupCommitTimeout(f"no answer within {self.wait_limit} s")
         except BaseException:
-            # Interrupted (a timeout, a killed greenlet): leave the queue, and if the lead was
-            # just handed to us, pass it on, or the queue would wait forever.
+            # Gave up or interrupted (a killed greenlet): leave the queue, and if the lead was
+            # just handed to us, pass it on, or the queue would wait forever. A batch that took
+            # our item already may still answer it; nobody reads that answer.
             with self._lock:
                 if ticket in self._queue:
                     self._queue.remove(ticket)

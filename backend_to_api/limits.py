@@ -5,6 +5,8 @@ conversation, so each upstream token gets a sliding window in the shared store (
 instances count together). A request over the limit waits briefly when a slot frees soon, else is
 answered 429 with Retry-After. An upstream 429 (``model_cap_exceeded`` with ``clears_in``) starts a
 cool-down for that token and model, so nobody spends calls on a cap that is known to be closed.
+While Redis is away (or does not answer within its timeout) the worker's in-process store counts
+instead (failover_store.py): the limit then holds per worker, and no request fails for want of Redis.
 """
 from __future__ import annotations
 

@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import urllib3
+
 from .bounded_read import read_bounded
 from .errors import UpstreamError
-from .upstream.client import UpstreamClient
+from .upstream.client import USER_AGENT, UpstreamClient
 from .upstream.errors import wrap_transport_errors
+from .upstream.guarded_fetch import FetchFailed, GuardedFetcher, RefusedAddress
+from .upstream.path_segments import segment
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ FILE_NAME = re.compile(r"[0-9a-f]{32}_[A-Za-z0-9._-]{1,100}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF87a", "gif"), (b"GIF89a", "gif"))
 _CHUNK = 64 * 1024
+_REDIRECTS = 5  # pre-signed blob links may bounce once or twice; each hop is checked
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,10 @@ class DownloadFailed(Exception):
 class MediaResolver:
     """Resolves the pointers of one reply with that reply's access token."""
 
-    def __init__(self, upstream: UpstreamClient, config: MediaConfig, access_token: str,
-                 account_id: Optional[str] = None) -> None:
+    def __init__(self, upstream: UpstreamClient, upstream_urls: GuardedFetcher, config: MediaConfig,
+                 access_token: str, account_id: Optional[str] = None) -> None:
         self.upstream = upstream
+        self.upstream_urls = upstream_urls  # download links are the upstream's word: checked like any URL
         self.config = config
         self._access_token = access_token
         self._account_id = account_id
@@ -74,7 +80,7 @@ class MediaResolver:
         """The image behind an upstream file id: its URL to show and (unless linked upstream only
         and not asked for) its bytes. None when it cannot be had."""
         try:
-            download_url = self._download_url(f"/backend-api/files/{quote(file_id, safe='')}/download")
+            download_url = self._download_url(f"/backend-api/files/{_id(file_id)}/download")
             if self.config.use_upstream_urls:
                 return FetchedImage(download_url, self._fetch(download_url) if keep_bytes else b"")
             data = self._fetch(download_url)
@@ -91,7 +97,7 @@ class MediaResolver:
         query = f"message_id={quote(message_id, safe='')}&sandbox_path={quote(path, safe='')}"
         try:
             download_url = self._download_url(
-                f"/backend-api/conversation/{quote(conversation_id, safe='')}/interpreter/download?{query}")
+                f"/backend-api/conversation/{_id(conversation_id)}/interpreter/download?{query}")
             if self.config.use_upstream_urls:
                 return download_url
             name = f"{uuid.uuid4().hex}_{safe_file_name(_attachment_name(download_url) or path)}"
@@ -115,15 +121,19 @@ class MediaResolver:
 
     def _fetch(self, url: str) -> bytes:
         # The download URL is pre-signed: our Authorization header must not travel with it.
-        timeout = (self.upstream.timeout[0], self.config.read_timeout)
-        with wrap_transport_errors("file download"):
-            with self.upstream.session.get(url, stream=True, timeout=timeout) as response:
-                if response.status_code != 200:
-                    raise DownloadFailed(f"download answered {response.status_code}")
-                deadline = time.monotonic() + self.config.total_timeout
-                return read_bounded(response.iter_content(_CHUNK), self.config.max_bytes, deadline,
-                                    lambda: DownloadFailed(f"larger than {self.config.max_bytes} bytes"),
-                                    lambda: DownloadFailed("the download took too long"))
+        timeout = urllib3.Timeout(connect=self.upstream.timeout[0], read=self.config.read_timeout)
+        headers = {"User-Agent": USER_AGENT}
+        try:
+            with wrap_transport_errors("file download"):
+                with self.upstream_urls.get_following(url, headers, timeout, _REDIRECTS) as (response, _):
+                    if response.status != 200:
+                        raise DownloadFailed(f"download answered {response.status}")
+                    deadline = time.monotonic() + self.config.total_timeout
+                    return read_bounded(response.stream(_CHUNK), self.config.max_bytes, deadline,
+                                        lambda: DownloadFailed(f"larger than {self.config.max_bytes} bytes"),
+                                        lambda: DownloadFailed("the download took too long"))
+        except (RefusedAddress, FetchFailed, ValueError) as exc:
+            raise DownloadFailed(f"not fetched: {exc}") from None
 
     def _save(self, directory: str, route: str, name: str, data: bytes) -> str:
         try:
@@ -131,6 +141,13 @@ class MediaResolver:
         except OSError as exc:
             raise DownloadFailed(f"could not save {name}: {exc}") from exc
         return f"{self.config.public_url.rstrip('/')}/{route}/{name}"
+
+
+def _id(value: Optional[str]) -> str:
+    try:
+        return segment(value)
+    except ValueError as exc:
+        raise DownloadFailed(str(exc)) from None
 
 
 def write_atomically(directory: str, name: str, data: bytes) -> None:

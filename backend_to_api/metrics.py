@@ -8,10 +8,32 @@ whole instance. main.py points that variable at a fresh directory before the wor
 from __future__ import annotations
 
 import os
+from typing import Optional
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+# Every label value is one more time series, kept by Prometheus for good: label values come from a
+# fixed set, never from what a client or the upstream sends. An upstream's own error code (its JSON
+# body's detail.code, an SSE error event's code) reaches the client in the error body, but counts
+# here as "other" unless it is one of these, ours. (Models: app._count_request; routes: the URL
+# rule, access_log.py.)
+UPSTREAM_ERROR_KINDS = frozenset({
+    "bad_stream", "context_length_exceeded", "empty_reply", "gizmo_busy", "gizmo_fetch_failed",
+    "gizmo_key_failed", "gizmo_key_missing", "incomplete_stream", "internal_error", "invalid_api_key",
+    "midstream", "model_not_found", "rate_limit_exceeded", "refresh_busy", "refresh_unavailable",
+    "server_overloaded", "upload_failed", "upstream_disconnected", "upstream_error", "upstream_forbidden",
+    "upstream_not_a_stream", "upstream_not_found", "upstream_timeout", "upstream_unreachable",
+})
+OTHER = "other"
+
+
+def upstream_error_kind(code: Optional[str]) -> str:
+    if not code:
+        return "upstream_error"
+    return code if code in UPSTREAM_ERROR_KINDS else OTHER
 
 
 class Metrics:
@@ -35,6 +57,9 @@ class Metrics:
                                        ["outcome"], registry=r)
         self.token_cache_hits = Counter("b2a_token_cache_hits_total", "Access tokens served from the shared cache",
                                         registry=r)
+
+    def count_upstream_error(self, code: Optional[str]) -> None:
+        self.upstream_errors.labels(upstream_error_kind(code)).inc()
 
     def render(self) -> bytes:
         """The exposition text: aggregated over all workers when multiprocess mode is on."""

@@ -6,11 +6,14 @@ import hashlib
 import logging
 import re
 
-# JWTs, Bearer values, and refresh-token-like runs of 32+ URL-safe characters.
+# JWTs, Bearer values, refresh-token-like runs of 40+ URL-safe characters, and the value of any
+# name=value whose name ends in key/token/secret/password (a query string a client sent, which
+# gunicorn quotes whole when it cannot parse the request line), however short.
 _SECRET_PATTERNS = (
     re.compile(r"eyJ[\w-]{6,}\.[\w-]{6,}\.[\w-]*"),
     re.compile(r"(?i)(bearer\s+)[^\s,\"']+"),
     re.compile(r"(?i)(refresh_token[\"']?\s*[=:]\s*[\"']?)[^\s&,\"']+"),
+    re.compile(r"(?i)([\w-]*(?:key|token|secret|password)=)[^\s&,\"'\[]+"),
     re.compile(r"\b[\w-]{40,}\b"),
 )
 

@@ -1,5 +1,8 @@
 """One Lua script called over a Redis connection of its own, for a caller that never overlaps itself.
 
+The connection is a plain ``redis.Connection`` used through its public ``send_command`` and
+``read_response``, opened with the same settings (timeouts included) as the store's pool.
+
 The rate-limit slots are taken on every chat, one batch at a time per worker (group_commit.py).
 Through redis-py's client each call also passes its command layers, its retry wrapper, and the
 pool's checkout, health peek and release. A connection that only this caller uses needs none of
@@ -23,10 +26,10 @@ class ScriptLine:
     timeout, a killed greenlet), so an answer that comes late never answers the next call, and it
     reconnects on the next send."""
 
-    def __init__(self, pool: redis.ConnectionPool, script: str) -> None:
+    def __init__(self, connection: redis.Connection, script: str) -> None:
         self._script = script
         self._sha = hashlib.sha1(script.encode()).hexdigest()
-        self._connection = pool.connection_class(**pool.connection_kwargs)  # connects when first used
+        self._connection = connection  # ours alone; it connects when first used
 
     def call(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:

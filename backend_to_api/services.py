@@ -12,34 +12,39 @@ from .limits import RateLimiter
 from .metrics import Metrics
 from .models import ModelRegistry
 from .settings import Settings
-from .store import MemoryStore, RedisStore, open_store
+from .failover_store import FailoverStore, open_store
+from .store import MemoryStore, RedisStore
 from .translate.uploads import InputFiles
 from .upstream.client import UpstreamClient
+from .upstream.guarded_fetch import GuardedFetcher, upstream_url_fetcher
 
 
 @dataclass
 class Services:
     settings: Settings
-    store: Union[RedisStore, MemoryStore]
+    store: Union[FailoverStore, RedisStore, MemoryStore]
     models: ModelRegistry
     gpts: GizmoCatalog
     upstream: UpstreamClient
+    upstream_urls: GuardedFetcher  # download_url, upload_url: the URLs the upstream hands back
     tokens: TokenResolver
     chat: ChatService
     metrics: Metrics
     api_keys: ApiKeys
 
 
-def build_services(settings: Settings, store: Optional[Union[RedisStore, MemoryStore]] = None) -> Services:
+def build_services(settings: Settings, store: Optional[Union[FailoverStore, RedisStore, MemoryStore]] = None) -> Services:
     store = store if store is not None else open_store(settings.redis)
     metrics = Metrics()
     models = ModelRegistry(settings)
     upstream = UpstreamClient(settings)
     tokens = TokenResolver(settings.refresh, store, upstream, metrics)
     gpts = build_catalog(settings, store, tokens, upstream, models.names())
-    files = InputFiles(settings, upstream, store)
+    upstream_urls = upstream_url_fetcher(settings)
+    files = InputFiles(settings, upstream, upstream_urls, store)
     limiter = RateLimiter(store, settings.rate_limit_per_minute, settings.rate_limit_max_wait)
     pool = TokenPool(parse_pool(settings.token_pool), store)
     chat = ChatService(settings, models, tokens, upstream, gpts, files=files, metrics=metrics, limiter=limiter,
                        pool=pool)
-    return Services(settings, store, models, gpts, upstream, tokens, chat, metrics, ApiKeys(settings.api_keys))
+    return Services(settings, store, models, gpts, upstream, upstream_urls, tokens, chat, metrics,
+                    ApiKeys(settings.api_keys))

@@ -20,6 +20,8 @@ METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # config.json's worker_class -> what gunicorn loads ("gevent" is gunicorn's, with a cheaper chunk write)
 WORKER_CLASSES = {"gevent": "backend_to_api.stream_worker.StreamingGeventWorker"}
 OWNED_DIR_VARIABLE = "B2A_OWNED_METRICS_DIR"
+# gunicorn's own error/access logs scrub tokens like ours (gunicorn_logger.py)
+GUNICORN_LOGGER = "backend_to_api.gunicorn_logger.ScrubbingLogger"
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ def gunicorn_options(settings: Settings) -> Dict[str, Any]:
         "keepalive": 75,
         "accesslog": None,  # we write our own access line (request id, model, ttfb, duration)
         "errorlog": "-",
+        "logger_class": GUNICORN_LOGGER,
         "loglevel": settings.log_level.lower(),
         "preload_app": False,  # the app must be imported after gevent patches the worker
         "child_exit": child_exit,

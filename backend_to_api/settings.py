@@ -50,6 +50,12 @@ class RefreshSettings:
     # Seconds before the JWT's exp at which a cached access token is considered stale.
     expiry_margin: int = _key("access_token_expiry_margin", 600, min=0)
     daily_refresh_hour: int = _key("daily_refresh_hour", 3, min=0, max=23)
+    # The daily jobs at daily_refresh_hour (renew known refresh tokens, then the configured GPTs'
+    # info); false schedules neither (GPT info is then fetched again when its 2-day entry expires).
+    daily_refresh: bool = _key("daily_refresh", True)
+    # Keep each refresh token seen (in clear, in Redis as b2a:rt:*) so the daily job can renew it;
+    # false stores none, and the daily refresh then has nothing to renew.
+    remember_refresh_tokens: bool = _key("remember_refresh_tokens", True)
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,11 @@ class RedisSettings:
     password: str = _key("password", "")
     db: int = _key("db", 0, min=0)
     pool_size: int = _key("pool_size", 50, min=1)
-    pool_timeout: float = _key("pool_timeout", 5.0, min=0)
+    # Longest wait for a free pooled connection (pool_timeout), and for Redis to accept a connection
+    # or answer one call (timeout): a Redis that stopped answering costs a request about this much,
+    # then the in-process store serves until Redis answers again (failover_store.py).
+    pool_timeout: float = _key("pool_timeout", 0.5, min=0)
+    timeout: float = _key("timeout", 0.5, min=0.01)
 
 
 @dataclass(frozen=True)
@@ -94,8 +104,10 @@ class Settings:
     input_file_max_bytes: int = _key("input_file_max_bytes", 20 * 1024 * 1024, min=1)
     input_file_fetch_timeout: float = _key("input_file_fetch_timeout", 15.0, min=0.1)
     input_file_max_redirects: int = _key("input_file_max_redirects", 3, min=0, max=20)
-    # Client image/file URLs never reach loopback, private, link-local or metadata addresses, except
-    # hosts or CIDRs listed here (comma-separated), e.g. "files.intranet.example,10.1.0.0/16".
+    # Client image/file URLs, and the download/upload links the upstream hands back, never reach
+    # loopback, private, link-local or metadata addresses, except hosts or CIDRs listed here
+    # (comma-separated), e.g. "files.intranet.example,10.1.0.0/16"; the upstream's own host is
+    # always allowed for its links (upstream/guarded_fetch.py).
     url_fetch_allowlist: str = _key("url_fetch_allowlist", "")
     # Our own limit per upstream token (xyhelper allows ~30/min); 0 turns it off.
     rate_limit_per_minute: int = _key("rate_limit_per_minute", 30, min=0)

@@ -1,14 +1,13 @@
-"""Shared state: Redis when reachable, an in-process store otherwise; one interface for both.
+"""The two stores behind one interface: Redis (shared) and an in-process one (this worker only).
 
 Everything several gunicorn workers or instances must agree on (access tokens, refresh locks, GPTs
-info, upload hashes, rate-limit state) goes through a Store. Keys are namespaced, values are JSON
-(never repr/eval, as the original did). If Redis goes away mid-run, reads behave as cache misses and
-writes are skipped, with a warning, so requests keep working; redis-py reconnects by itself.
+info, upload hashes, rate-limit state) goes through a store. Keys are namespaced, values are JSON
+(never repr/eval, as the original did). Which of the two serves a call, and what a Redis failure
+means, is failover_store.FailoverStore's business; RedisStore itself raises redis-py's errors.
 """
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 import uuid
@@ -16,13 +15,14 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import redis
+from redis.backoff import NoBackoff
+from redis.lock import Lock
 from redis.maint_notifications import MaintNotificationsConfig
+from redis.retry import Retry
 
-from .group_commit import GroupCommit
+from .group_commit import GroupCommit, GroupCommitTimeout
 from .script_line import ScriptLine
 from .settings import RedisSettings
-
-log = logging.getLogger(__name__)
 
 NAMESPACE = "b2a:"
 
@@ -158,43 +158,46 @@ return answers
 
 
 class RedisStore:
-    """Redis-backed store. Errors degrade to cache misses; they never fail a request."""
+    """Redis-backed store. Every call is bounded by the client's timeouts (RedisSettings.timeout) and
+    raises redis-py's errors: failover_store.FailoverStore decides what a failure means."""
 
     kind = "redis"
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._last_warning = 0.0
-        self._slot_script = ScriptLine(client.connection_pool, _TAKE_SLOTS)  # one batch at a time
-        self._slot_batches: GroupCommit[tuple, Tuple[float, float]] = GroupCommit(self._take_batch)
+        options = client.get_connection_kwargs()
+        # The rate-limit script on a connection of its own, opened with the pool's own settings.
+        self._slot_script = ScriptLine(redis.Connection(**options), _TAKE_SLOTS)
+        # Callers queued behind a batch wait no longer than one call may take (the socket timeout):
+        # a Redis that stopped answering costs them what it costs the leader.
+        self._slot_batches: GroupCommit[tuple, Tuple[float, float]] = GroupCommit(
+            self._take_batch, wait_limit=options.get("socket_timeout"))
 
     def take_slot(self, key: str, limit: int, window: float, blocker: Optional[str] = None) -> Tuple[float, float]:
         """Sliding-window limiter shared by all workers; see MemoryStore.take_slot. Concurrent calls
-        share one round trip. With Redis down every request is let through (the limiter must not
-        become the outage)."""
-        return self._slot_batches.submit((NAMESPACE + key, limit, window, NAMESPACE + blocker if blocker else ""))
+        share one round trip."""
+        try:
+            return self._slot_batches.submit((NAMESPACE + key, limit, window, NAMESPACE + blocker if blocker else ""))
+        except GroupCommitTimeout as exc:
+            raise redis.TimeoutError(f"rate-limit batch: {exc}") from None
 
     def _take_batch(self, requests: Sequence[tuple]) -> List[Tuple[float, float]]:
         keys, args = [], []
         for key, limit, window, blocker in requests:
             keys.append(key)
             args += [window, limit, uuid.uuid4().hex, blocker]
-        answers = self._call(self._slot_script.call, keys, args)
-        if not answers:
-            return [(0.0, 0.0)] * len(requests)
-        numbers = [float(item) for item in answers]
+        numbers = [float(item) for item in self._slot_script.call(keys, args)]
         return list(zip(numbers[0::2], numbers[1::2]))
 
     def increment(self, key: str) -> int:
-        """A shared counter (0 when Redis is away: rotation then restarts, nothing breaks)."""
-        return int(self._call(self.client.incr, NAMESPACE + key) or 0)
+        return int(self.client.incr(NAMESPACE + key))
 
     def remaining_ttl(self, key: str) -> Optional[float]:
-        millis = self._call(self.client.pttl, NAMESPACE + key)
+        millis = self.client.pttl(NAMESPACE + key)
         return millis / 1000 if isinstance(millis, int) and millis > 0 else None
 
     def get_json(self, key: str) -> Any:
-        raw = self._call(self.client.get, NAMESPACE + key)
+        raw = self.client.get(NAMESPACE + key)
         if raw is None:
             return None
         try:
@@ -204,38 +207,40 @@ class RedisStore:
 
     def set_json(self, key: str, value: Any, ttl: Optional[float] = None) -> None:
         ttl_ms = int(ttl * 1000) if ttl else None
-        self._call(self.client.set, NAMESPACE + key, json.dumps(value), px=ttl_ms)
+        self.client.set(NAMESPACE + key, json.dumps(value), px=ttl_ms)
 
     def delete(self, key: str) -> None:
-        self._call(self.client.delete, NAMESPACE + key)
+        self.client.delete(NAMESPACE + key)
 
     def claim(self, key: str, ttl: float) -> bool:
-        """Set ``key`` only if absent; True if this caller got it (False also when Redis is down)."""
-        return bool(self._call(self.client.set, NAMESPACE + key, "1", nx=True, px=int(ttl * 1000)))
+        """Set ``key`` only if absent; True if this caller got it."""
+        return bool(self.client.set(NAMESPACE + key, "1", nx=True, px=int(ttl * 1000)))
 
     def add_to_set(self, key: str, member: str) -> None:
-        self._call(self.client.sadd, NAMESPACE + key, member)
+        self.client.sadd(NAMESPACE + key, member)
 
     def members(self, key: str) -> list:
-        raw = self._call(self.client.smembers, NAMESPACE + key) or set()
+        raw = self.client.smembers(NAMESPACE + key) or set()
         return sorted(item.decode() if isinstance(item, bytes) else item for item in raw)
+
+    def acquire(self, name: str, ttl: float, wait: float) -> Lock:
+        """A held lock (release it with ``release``); LockTimeout if another holder kept it ``wait`` s."""
+        lock = self.client.lock(NAMESPACE + "lock:" + name, timeout=ttl, blocking_timeout=wait, sleep=0.05)
+        if not lock.acquire():
+            raise LockTimeout(name)
+        return lock
+
+    @staticmethod
+    def release(lock: Lock) -> None:
+        lock.release()
 
     @contextmanager
     def lock(self, name: str, ttl: float, wait: float) -> Iterator[None]:
-        lock = self.client.lock(NAMESPACE + "lock:" + name, timeout=ttl, blocking_timeout=wait, sleep=0.05)
-        try:
-            acquired = lock.acquire()
-        except redis.RedisError as exc:
-            # Redis is down: without it no cross-process exclusion exists; proceed rather than fail.
-            self._warn(exc)
-            yield
-            return
-        if not acquired:
-            raise LockTimeout(name)
+        held = self.acquire(name, ttl, wait)
         try:
             yield
         finally:
-            self._call(lock.release)
+            self.release(held)
 
     def ping(self) -> bool:
         try:
@@ -243,41 +248,23 @@ class RedisStore:
         except redis.RedisError:
             return False
 
-    def _call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except redis.RedisError as exc:
-            self._warn(exc)
-            return None
-
-    def _warn(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_warning > 30:
-            self._last_warning = now
-            log.warning("redis unavailable (%s); continuing without shared state", exc.__class__.__name__)
-
-
-class _SharedPool(redis.BlockingConnectionPool):
-    """A blocking pool: under gevent hundreds of requests may want a connection at once; they should
-    wait briefly for one rather than fail with "Too many connections".
-
-    redis-py 8 wraps get_connection in a shim that inspects every call's arguments for deprecated
-    ones, which costs more CPU than taking the connection (~2% of a chat request); redis-py itself
-    passes none, so the method underneath does exactly the same."""
-
-    get_connection = getattr(redis.BlockingConnectionPool.get_connection, "__wrapped__",
-                             redis.BlockingConnectionPool.get_connection)
-
 
 def redis_client(settings: RedisSettings) -> redis.Redis:
-    pool = _SharedPool(
+    """A client whose every call is bounded: ``settings.timeout`` to connect, the same for each
+    answer, ``pool_timeout`` for a free pooled connection. A blocking pool: under gevent hundreds of
+    requests may want a connection at once; they wait briefly for one rather than fail with "Too
+    many connections"."""
+    pool = redis.BlockingConnectionPool(
         host=settings.host,
         port=settings.port,
         password=settings.password or None,
         db=settings.db,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        retry_on_timeout=True,
+        socket_connect_timeout=settings.timeout,
+        socket_timeout=settings.timeout,
+        # Once more on a new connection when a kept one turns out closed (Redis restarted), as
+        # redis-py does by default; never after a timeout: a Redis that does not answer must cost
+        # one bound, not several.
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         health_check_interval=30,
         max_connections=settings.pool_size,
         timeout=settings.pool_timeout,
@@ -289,17 +276,3 @@ def redis_client(settings: RedisSettings) -> redis.Redis:
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     return redis.Redis(connection_pool=pool)
-
-
-def open_store(settings: RedisSettings) -> "RedisStore | MemoryStore":
-    """Redis if it answers a ping now, else the in-process store (and say so once)."""
-    store = RedisStore(redis_client(settings))
-    if store.ping():
-        log.info("shared state in redis at %s:%s db %s", settings.host, settings.port, settings.db)
-        return store
-    log.warning(
-        "redis at %s:%s is not reachable: using an in-process store "
-        "(tokens and limits are not shared between workers or instances)",
-        settings.host, settings.port,
-    )
-    return MemoryStore()

@@ -74,8 +74,8 @@ def stop(process: subprocess.Popen) -> None:
 
 
 class RedisServer:
-    def __init__(self, workdir: str) -> None:
-        self.port = free_port()
+    def __init__(self, workdir: str, port: Optional[int] = None) -> None:
+        self.port = port or free_port()  # a port: to start one where a proxy already looks
         self.workdir = workdir
         self.process: Optional[subprocess.Popen] = None
 
@@ -107,6 +107,20 @@ class RedisServer:
     def stop(self) -> None:
         if self.process:
             stop(self.process)
+
+
+class SilentListener:
+    """A Redis that hangs: it accepts TCP connections on ``port`` (the kernel completes them from
+    the backlog) and never reads or answers a byte."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(128)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 TLS_CERT = os.path.join(ROOT, "tests", "tls", "cert.pem")  # self-signed, for 127.0.0.1
@@ -184,6 +198,9 @@ class Proxy:
             "RATE_LIMIT_PER_MINUTE": "100000",
             # The emulator serves the test images on loopback; test_ssrf_e2e runs without this.
             "URL_FETCH_ALLOWLIST": "127.0.0.1",
+            # No daily job unless a test asks: at daily_refresh_hour it would refresh every token the
+            # session has used and break exact refresh counts (test_daily_refresh triggers it itself).
+            "REFRESH_TOACCESS_DAILY_REFRESH": "false",
             **env,
         }
         self.url = f"http://127.0.0.1:{self.port}"

@@ -96,18 +96,22 @@ def test_access_log_file_has_one_line_per_request(start_proxy):
 
 
 def test_tiktoken_counts_offline(tmp_path):
-    """The shipped encodings load with no network: a proxy that refuses everything is set."""
+    """The shipped encodings load with no network: a proxy that refuses everything is set, and a
+    tiktoken cache of the user's own (empty) is neither read nor written."""
     code = (
         "from backend_to_api.render.usage import count_text\n"
         "print(count_text('hello world', 'cl100k_base'), count_text('hello world', 'o200k_base'),"
-        " count_text('你好，世界', 'o200k_base'))\n"
+        " count_text('你好，世界', 'o200k_base'), count_text('<|endoftext|>', 'o200k_base'))\n"
     )
+    empty_cache = tmp_path / "tiktoken-cache"
+    empty_cache.mkdir()
     env = {**os.environ, "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-           "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
-    env.pop("TIKTOKEN_CACHE_DIR", None)
+           "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path), "TIKTOKEN_CACHE_DIR": str(empty_cache),
+           "TMPDIR": str(tmp_path)}  # tiktoken's default cache is under the temp dir
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["2", "2", "3"]
+    assert result.stdout.split() == ["2", "2", "3", "7"]  # a special token's text counts as plain text
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tiktoken-cache"] and not list(empty_cache.iterdir())
 
 
 def test_workers_load_the_default_tokenizer_before_serving(proxy):
@@ -127,7 +131,7 @@ def _one_worker_env(port: int, emulator, redis_server, tmp_path) -> dict:
     return {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "UPSTREAM_BASE_URL": emulator.url,
             "REFRESH_TOACCESS_XYHELPER_REFRESHTOACCESS_URL": emulator.url + "/applelogin",
             "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(redis_server.port), "LOG_DIR": str(tmp_path),
-            "PROCESS_WORKERS": "1"}
+            "PROCESS_WORKERS": "1", "REFRESH_TOACCESS_DAILY_REFRESH": "false"}  # as the harness (conftest.Proxy)
 
 
 def test_gunicorn_main_app_works_too(emulator, redis_server, tmp_path):

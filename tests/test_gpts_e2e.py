@@ -138,9 +138,10 @@ def test_daily_gizmo_refresh_runs_once(emulator, redis_server):
     })
     store = RedisStore(redis_client(settings.redis))
     store.client.flushdb()
-    assert run_daily_gizmo_refresh(build_services(settings, store)) == 1
+    day = "2026-01-01"  # fixed: a run across midnight would claim a second day
+    assert run_daily_gizmo_refresh(build_services(settings, store), day) == 1
     # another worker (or instance) the same day does nothing
-    assert run_daily_gizmo_refresh(build_services(settings, RedisStore(redis_client(settings.redis)))) == 0
+    assert run_daily_gizmo_refresh(build_services(settings, RedisStore(redis_client(settings.redis))), day) == 0
     assert len(emulator.requests(f"/backend-api/gizmos/{gid}")) == 1
     assert store.get_json(f"gizmo:{gid}")["info"]["gizmo"]["id"] == gid
 

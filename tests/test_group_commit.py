@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from backend_to_api.group_commit import GroupCommit
+from backend_to_api.group_commit import GroupCommit, GroupCommitTimeout
 
 
 class SlowSquares:
@@ -83,7 +83,7 @@ def test_a_failed_round_trip_fails_its_whole_batch_and_only_it():
 KILLED_WAITER = """
 from gevent import monkey; monkey.patch_all()
 import gevent
-from backend_to_api.group_commit import GroupCommit
+from backend_to_api.group_commit import GroupCommit, GroupCommitTimeout
 
 class Interrupted(Exception):
     pass
@@ -110,7 +110,7 @@ print(first.value, type(waiters[1].exception).__name__, waiters[2].value, batche
 KILLED_LEADER = """
 from gevent import monkey; monkey.patch_all()
 import gevent
-from backend_to_api.group_commit import GroupCommit
+from backend_to_api.group_commit import GroupCommit, GroupCommitTimeout
 
 def run(items):
     gevent.sleep(0.2)
@@ -142,3 +142,24 @@ def test_results_of_the_wrong_length_are_an_error():
     committer = GroupCommit(lambda items: [])
     with pytest.raises(RuntimeError):
         committer.submit(1)
+
+
+def test_a_waiter_behind_a_hung_round_trip_gives_up_within_its_limit():
+    release = threading.Event()
+
+    def run(items):
+        if items == [0]:
+            release.wait(5)  # the leader's round trip hangs
+        return [item * item for item in items]
+
+    committer = GroupCommit(run, wait_limit=0.3)
+    leader = threading.Thread(target=committer.submit, args=(0,))
+    leader.start()
+    time.sleep(0.05)
+    began = time.monotonic()
+    with pytest.raises(GroupCommitTimeout):
+        committer.submit(1)
+    assert 0.25 <= time.monotonic() - began < 1.0
+    release.set()
+    leader.join(5)
+    assert committer.submit(2) == 4  # the waiter left the queue: nothing is stuck behind it

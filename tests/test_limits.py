@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from backend_to_api.errors import ApiError
+from backend_to_api.failover_store import open_store
 from backend_to_api.limits import RateLimiter
 from backend_to_api.settings import RedisSettings
 from backend_to_api.store import MemoryStore, RedisStore, redis_client
@@ -55,10 +56,14 @@ def test_cool_down_after_an_upstream_429(stores):
     second.acquire(key, "gpt-4o")  # another model is not cooling
 
 
-def test_redis_down_lets_requests_through():
-    store = RedisStore(redis_client(RedisSettings(host="127.0.0.1", port=1)))
+def test_redis_down_limits_within_the_worker():
+    """No Redis: the limit still holds, counted by this worker alone (the in-process store), and
+    nothing fails for want of Redis."""
+    store = open_store(RedisSettings(host="127.0.0.1", port=1))
     RateLimiter(store, per_minute=1, max_wait=0).acquire("rt-x", "gpt-4o")
-    RateLimiter(store, per_minute=1, max_wait=0).acquire("rt-x", "gpt-4o")
+    with pytest.raises(ApiError) as info:
+        RateLimiter(store, per_minute=1, max_wait=0).acquire("rt-x", "gpt-4o")
+    assert info.value.status == 429 and store.kind == "memory"
 
 
 def test_a_burst_takes_exactly_the_limit_in_few_round_trips(redis_server):

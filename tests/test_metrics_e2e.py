@@ -61,3 +61,27 @@ def test_active_streams_gauge(start_proxy):
     while value(scrape(proxy), "b2a_active_streams") != 0 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert value(scrape(proxy), "b2a_active_streams") == 0
+
+
+def series(text: str, name: str) -> set:
+    return {line.rsplit(" ", 1)[0] for line in text.splitlines() if line.startswith(name + "{")}
+
+
+def test_label_values_come_from_a_fixed_set(start_proxy):
+    """Upstream error codes and model names are whatever the upstream and clients send: 30 new
+    ones must not make 30 new time series."""
+    proxy = start_proxy({"PROCESS_WORKERS": "1"})
+    key = "rt-labels-" + uuid.uuid4().hex
+    for index in range(15):
+        code = f"upstream_code_{uuid.uuid4().hex[:8]}"
+        assert chat(proxy, directive(emu="http_error", status=500, body={"detail": {"code": code, "message": "no"}}),
+                    key).json()["error"]["code"] == code  # the client still sees the upstream's code
+        assert chat(proxy, "hi", key, model=f"model-{uuid.uuid4().hex[:8]}").status_code == 404
+    assert chat(proxy, directive(emu="http_error", status=500, body="x", content_type="text/plain"), key).status_code == 502
+    text = scrape(proxy)
+    assert series(text, "b2a_upstream_errors_total") == {'b2a_upstream_errors_total{kind="other"}',
+                                                         'b2a_upstream_errors_total{kind="upstream_error"}'}
+    assert value(text, "b2a_upstream_errors_total", kind="other") == 15
+    chats = {line for line in series(text, "b2a_requests_total") if "/v1/chat/completions" in line}
+    assert chats == {'b2a_requests_total{model="other",route="/v1/chat/completions",status="404"}',
+                     'b2a_requests_total{model="gpt-4o",route="/v1/chat/completions",status="502"}'}, chats

@@ -365,3 +365,70 @@ def test_requirements_pin_every_line_with_double_equals():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?==[A-Za-z0-9.+!_-]+(\s*;.*)?", line)
     ]
     assert not unpinned, f"not pinned with ==: {unpinned}"
+
+
+# --- the image installs requirements.txt and nothing else ------------------------------------
+
+# Flags that change how pip installs, never what it installs.
+NEUTRAL_PIP_FLAGS = {"--no-cache-dir", "-q", "--quiet", "--no-compile", "--disable-pip-version-check",
+                     "--root-user-action=ignore", "--progress-bar=off"}
+SHELL_SEPARATORS = {"&&", "||", ";", "|", "&"}
+
+
+def run_commands() -> List[List[str]]:
+    """Every simple command of every RUN (split at && || ; | &), as words."""
+    commands: List[List[str]] = []
+    for keyword, arguments in dockerfile_instructions():
+        if keyword != "RUN":
+            continue
+        words = exec_form(arguments)
+        if words is None:
+            lexer = shlex.shlex(arguments, posix=True, punctuation_chars=True)
+            lexer.whitespace_split = True
+            words = list(lexer)
+        current: List[str] = []
+        for word in words + [";"]:
+            if word in SHELL_SEPARATORS:
+                commands.extend([current] if current else [])
+                current = []
+            else:
+                current.append(word)
+    return commands
+
+
+def pip_install_arguments(words: List[str]) -> Optional[List[str]]:
+    """What follows `install` when ``words`` install Python packages (pip, pip3, python -m pip,
+    uv pip), else None."""
+    program = os.path.basename(words[0])
+    if program in ("pip", "pip3") or program.startswith("pip3."):
+        rest = words[1:]
+    elif program.startswith("python") and words[1:3] == ["-m", "pip"]:
+        rest = words[3:]
+    elif program == "uv" and words[1:2] == ["pip"]:
+        rest = words[2:]
+    else:
+        return None
+    return rest[1:] if rest[:1] == ["install"] else None
+
+
+def requirement_files_and_extras(arguments: List[str]) -> Tuple[List[str], List[str]]:
+    files: List[str] = []
+    extras: List[str] = []
+    words = iter(arguments)
+    for word in words:
+        if word in ("-r", "--requirement"):
+            files.append(next(words, ""))
+        elif word.startswith("--requirement="):
+            files.append(word.partition("=")[2])
+        elif word not in NEUTRAL_PIP_FLAGS:
+            extras.append(word)  # a package, a constraint, an index, -e ...: not requirements.txt alone
+    return files, extras
+
+
+def test_the_image_installs_exactly_requirements_txt():
+    installs = [arguments for arguments in map(pip_install_arguments, run_commands()) if arguments is not None]
+    assert len(installs) == 1, f"the Dockerfile should install Python packages once, from requirements.txt: {installs}"
+    files, extras = requirement_files_and_extras(installs[0])
+    assert files == ["requirements.txt"] and not extras, f"pip install {' '.join(installs[0])}"
+    copied_to = [destination for source, destination in copy_destinations() if source == "requirements.txt"]
+    assert copied_to and copied_to[-1] in (".", "./", "/app", "/app/"), "requirements.txt is not copied into the WORKDIR"

@@ -34,3 +34,12 @@ def test_tracebacks_are_scrubbed():
 
 def test_mask_keeps_only_the_ends():
     assert mask(REFRESH) == REFRESH[:4] + "..." + REFRESH[-4:] and mask("short") == "***"
+
+
+def test_short_secrets_in_a_query_string_are_scrubbed_but_not_other_fields():
+    line = "GET /v1/models?api_key=sk-short1&x=1&access_token=abc123&password=hunter2 model=gpt-4o status=200 max_tokens=9"
+    text = formatted(record("Invalid HTTP request line: %r", line))
+    for secret in ("sk-short1", "abc123", "hunter2"):
+        assert secret not in text
+    assert "api_key=[redacted]&x=1&access_token=[redacted]" in text
+    assert "model=gpt-4o status=200 max_tokens=9" in text

@@ -25,11 +25,10 @@ return ARGV[1]
 """
 
 
-def pool_of(port: int, **overrides) -> redis.ConnectionPool:
-    settings = RedisSettings(host="127.0.0.1", port=port, db=6)
-    pool = redis_client(settings).connection_pool
-    pool.connection_kwargs.update(overrides)
-    return pool
+def connection_to(port: int, **overrides) -> redis.Connection:
+    """A connection opened as the store opens its script connection (the pool's own settings)."""
+    client = redis_client(RedisSettings(host="127.0.0.1", port=port, db=6))
+    return redis.Connection(**{**client.get_connection_kwargs(), **overrides})
 
 
 def calls(port: int, command: str) -> int:
@@ -38,7 +37,7 @@ def calls(port: int, command: str) -> int:
 
 
 def test_a_script_redis_forgot_is_sent_whole_once(redis_server):
-    line = ScriptLine(pool_of(redis_server.port), ECHO)
+    line = ScriptLine(connection_to(redis_server.port), ECHO)
     assert line.call(["k"], ["first"]) == b"first"
     redis.Redis(port=redis_server.port).script_flush()
     evals = calls(redis_server.port, "eval")
@@ -50,7 +49,7 @@ def test_a_script_redis_forgot_is_sent_whole_once(redis_server):
 def test_a_restarted_redis_is_reached_on_a_new_connection(tmp_path):
     server = RedisServer(str(tmp_path)).start()
     try:
-        line = ScriptLine(pool_of(server.port), ECHO)
+        line = ScriptLine(connection_to(server.port), ECHO)
         assert line.call(["k"], ["before"]) == b"before"
         server.stop()
         restarted = RedisServer(str(tmp_path))
@@ -63,7 +62,7 @@ def test_a_restarted_redis_is_reached_on_a_new_connection(tmp_path):
 
 def test_redis_away_is_an_error_the_store_can_degrade_on(tmp_path):
     server = RedisServer(str(tmp_path)).start()
-    line = ScriptLine(pool_of(server.port), ECHO)
+    line = ScriptLine(connection_to(server.port), ECHO)
     assert line.call(["k"], ["up"]) == b"up"
     server.stop()
     with pytest.raises(redis.ConnectionError):
@@ -71,7 +70,7 @@ def test_redis_away_is_an_error_the_store_can_degrade_on(tmp_path):
 
 
 def test_an_answer_cut_off_by_a_timeout_never_answers_the_next_call(redis_server):
-    line = ScriptLine(pool_of(redis_server.port, socket_timeout=0.2), SLOW_ECHO)
+    line = ScriptLine(connection_to(redis_server.port, socket_timeout=0.2), SLOW_ECHO)
     with pytest.raises(redis.TimeoutError):
         line.call(["k"], ["late", "0.5"])
     time.sleep(0.5)  # the late answer has now been sent, to the connection that was dropped
@@ -79,7 +78,7 @@ def test_an_answer_cut_off_by_a_timeout_never_answers_the_next_call(redis_server
 
 
 def test_a_failing_script_is_an_error_and_the_next_call_works(redis_server):
-    line = ScriptLine(pool_of(redis_server.port), "return redis.call('INCR', KEYS[1])")
+    line = ScriptLine(connection_to(redis_server.port), "return redis.call('INCR', KEYS[1])")
     client = redis.Redis(port=redis_server.port, db=6)
     client.set("not-a-number", "x")
     with pytest.raises(redis.ResponseError):

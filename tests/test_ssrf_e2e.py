@@ -1,4 +1,8 @@
-"""The SSRF guard on client-supplied image/file URLs, through the proxy with the openai SDK."""
+"""The SSRF guard on client-supplied image/file URLs, through the proxy with the openai SDK; the
+URLs the upstream hands back (download and upload links) are in test_upstream_links_e2e.py.
+
+A refused URL is proven never contacted by a real listener that counts the connections it accepts
+(tests/contact_recorder.py), next to a control that shows the same listener counts an allowed fetch."""
 from __future__ import annotations
 
 import ipaddress
@@ -11,6 +15,7 @@ import pytest
 from backend_to_api.upstream.guarded_fetch import Allowlist, is_public
 
 from .conftest import directive
+from .contact_recorder import ContactRecorder
 
 
 def image_part(url: str) -> dict:
@@ -42,22 +47,55 @@ def test_allowlist_entries():
 
 
 @pytest.fixture(scope="module")
-def guarded(start_proxy):
-    return start_proxy({"URL_FETCH_ALLOWLIST": ""})
+def recorders():
+    """Listeners on two loopback addresses: 127.0.0.1 (the upstream's host, so allowed for upstream
+    links) and 127.0.0.2 (loopback, allowed for nobody unless listed)."""
+    started = {host: ContactRecorder(host).start() for host in ("127.0.0.1", "127.0.0.2")}
+    yield started
+    for recorder in started.values():
+        recorder.stop()
 
 
-@pytest.mark.parametrize("make_url", [
-    lambda e: e.url + "/_emulator/asset/image.png",                                   # loopback by IP
-    lambda e: e.url.replace("127.0.0.1", "localhost") + "/_emulator/asset/image.png",  # by a name
-    lambda e: "http://169.254.169.254/latest/meta-data/",                             # cloud metadata
-    lambda e: "http://[::1]:9/x.png",
-    lambda e: "http://10.255.255.1/x.png",
-])
-def test_private_and_local_addresses_are_refused(guarded, emulator, make_url):
+@pytest.fixture(scope="module")
+def guarded(start_proxy, tmp_path_factory):
+    root = tmp_path_factory.mktemp("guarded")
+    return start_proxy({"URL_FETCH_ALLOWLIST": "", "IMAGES_DIR": str(root / "images"), "FILES_DIR": str(root / "files")})
+
+
+def refused(proxy, url: str) -> str:
     with pytest.raises(openai.BadRequestError) as info:
-        ask(guarded, make_url(emulator))
-    assert info.value.body["code"] == "url_not_allowed"
-    assert not any(r["path"].startswith("/_emulator/asset") for r in emulator.requests())
+        ask(proxy, url)
+    return info.value.body["code"]
+
+
+@pytest.mark.parametrize("host,make_url", [
+    ("127.0.0.1", lambda r: r.base + "/image.png"),                                  # loopback by IP
+    ("127.0.0.1", lambda r: r.base.replace("127.0.0.1", "localhost") + "/image.png"),  # by a name
+    ("127.0.0.1", lambda r: r.base.replace("127.0.0.1", "[::ffff:127.0.0.1]") + "/x"),  # IPv4 in IPv6
+    ("127.0.0.2", lambda r: r.base + "/image.png"),                                  # the rest of 127/8
+])
+def test_private_and_local_addresses_are_refused_and_never_contacted(guarded, recorders, host, make_url):
+    recorder = recorders[host]
+    before = recorder.contacts
+    assert refused(guarded, make_url(recorder)) == "url_not_allowed"
+    assert recorder.contacts == before  # not even a TCP connection
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://[::1]:9/x.png",
+                                 "http://10.255.255.1/x.png", "http://0.0.0.0:9/x.png"])
+def test_metadata_and_private_networks_are_refused(guarded, url):
+    # (nothing can listen there in a test: the code says the guard refused, not a failed connection)
+    assert refused(guarded, url) == "url_not_allowed"
+
+
+def test_the_witness_sees_a_fetch_that_is_allowed(proxy, recorders):
+    # The same listener, fetched through a proxy that allows 127.0.0.1: the recorder counts it, so
+    # its silence in the tests above means something.
+    recorder = recorders["127.0.0.1"]
+    before = recorder.contacts
+    reply = ask(proxy, recorder.base + "/image.png")
+    assert '"multimodal_text"' in reply.choices[0].message.content
+    assert recorder.contacts == before + 1 and recorder.paths[-1] == "/image.png"
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://127.0.0.1:70/x", "ftp://example.com/x.png"])
@@ -67,14 +105,15 @@ def test_only_http_and_https(guarded, url):
     assert info.value.body["code"] == "url_not_allowed"
 
 
-def test_every_redirect_is_checked(start_proxy, emulator):
-    # "localhost" is allowed by name; the redirect it answers leads to 127.0.0.1, which is not.
+def test_every_redirect_is_checked(start_proxy, emulator, recorders):
+    # "localhost" is allowed by name; the redirect it answers leads to 127.0.0.2, which is not.
     proxy = start_proxy({"URL_FETCH_ALLOWLIST": "localhost"})
+    recorder = recorders["127.0.0.2"]
     start = emulator.url.replace("127.0.0.1", "localhost")
-    target = quote(emulator.url + "/_emulator/asset/image.png", safe="")
-    with pytest.raises(openai.BadRequestError) as info:
-        ask(proxy, f"{start}/_emulator/redirect_to?url={target}")
-    assert info.value.body["code"] == "url_not_allowed"
+    target = quote(recorder.base + "/image.png", safe="")
+    before = recorder.contacts
+    assert refused(proxy, f"{start}/_emulator/redirect_to?url={target}") == "url_not_allowed"
+    assert recorder.contacts == before
     # and the allowed name itself works
     reply = ask(proxy, start + "/_emulator/asset/image.png")
     assert reply.choices[0].message.content

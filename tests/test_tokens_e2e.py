@@ -137,3 +137,23 @@ def test_tokens_never_reach_the_logs(proxy, emulator):
     for secret in (refresh_token, access_token, issued):
         assert secret not in logs
     assert "POST /v1/chat/completions model=gpt-4o status=200" in logs
+
+
+def test_refresh_tokens_are_kept_in_clear_unless_turned_off(proxy, start_proxy, emulator, redis_server):
+    """README "What Redis holds": by default a refresh token is kept whole (b2a:rt:<fingerprint>)
+    for the daily refresh; with remember_refresh_tokens false none is written, and one kept before
+    goes when its token is next refreshed."""
+    def kept(refresh_token: str) -> tuple:
+        name = hashlib.sha256(refresh_token.encode()).hexdigest()[:32]
+        entry = redis_server.command("GET", "b2a:rt:" + name)
+        indexed = redis_server.command("SISMEMBER", "b2a:rt:index", name).strip() == b":1"
+        assert b"b2a:at:" + name.encode() in redis_server.command("KEYS", "b2a:at:" + name)  # cached either way
+        return refresh_token.encode() in entry, indexed
+
+    before, never = unique(), unique()
+    off = start_proxy({"REFRESH_TOACCESS_REMEMBER_REFRESH_TOKENS": "false", "PROCESS_WORKERS": "1"})
+    assert chat(proxy, before).status_code == 200 and chat(off, never).status_code == 200
+    assert kept(before) == (True, True) and kept(never) == (False, False)
+    emulator.revoke(emulator.conversations()[-2]["headers"]["Authorization"][7:])  # before's access token
+    assert chat(off, before).status_code == 200 and len(refreshes(emulator, before)) == 2
+    assert redis_server.command("EXISTS", "b2a:rt:" + hashlib.sha256(before.encode()).hexdigest()[:32]) == b":0\r\n"

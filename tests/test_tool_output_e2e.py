@@ -144,10 +144,19 @@ def test_sandbox_link_is_saved_and_served_byte_for_byte(tool_proxy, emulator, ch
 
 
 def test_sandbox_download_names_the_conversation_message_and_path(tool_proxy, emulator):
-    chat(tool_proxy, emu="sandbox", sandbox_path="/mnt/data/sales 2024.csv")
+    path = "/mnt/data/sales 2024.csv"
+    _, text = chat(tool_proxy, emu="sandbox", sandbox_path=path)
+    assert "/files/" in text and "unavailable" not in text  # (the emulator answers only the right ids)
+    served = [s for s in emulator.streams() if any(f["path"] == path for f in s["sandbox_files"])]
+    assert len(served) == 1
+    conversation_id, message_id = served[0]["conversation_id"], served[0]["sandbox_files"][0]["message_id"]
     calls = [c for c in emulator.requests() if c["path"].endswith("/interpreter/download")
-             and c["query"].get("sandbox_path") == "/mnt/data/sales 2024.csv"]
-    assert len(calls) == 1 and calls[0]["query"]["message_id"]
+             and c["query"].get("sandbox_path") == path]
+    assert len(calls) == 1
+    # the conversation that served the link, and the message whose text holds it (not the python
+    # output's nor the user's)
+    assert calls[0]["path"] == f"/backend-api/conversation/{conversation_id}/interpreter/download"
+    assert calls[0]["query"]["message_id"] == message_id
 
 
 def test_a_sandbox_file_that_cannot_be_downloaded_leaves_no_pointer(tool_proxy):

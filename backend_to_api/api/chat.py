@@ -76,7 +76,8 @@ def media_resolver(opened) -> MediaResolver:
         public_url=settings.backend_container_url or f"{request.scheme}://{request.host}/",
         use_upstream_urls=settings.use_oaiusercontent_url,
     )
-    return MediaResolver(services().upstream, config, opened.access_token, opened.credentials.account_id)
+    return MediaResolver(services().upstream, services().upstream_urls, config, opened.access_token,
+                         opened.credentials.account_id)
 
 
 def _guarded_stream(opened, context: ReplyContext, timing, finish: Callable[[], None], metrics) -> Iterator[bytes]:

@@ -25,7 +25,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
         if isinstance(error, UpstreamError):
-            app.extensions["backend_to_api"].metrics.upstream_errors.labels(error.code or "upstream_error").inc()
+            app.extensions["backend_to_api"].metrics.count_upstream_error(error.code)
         return error_response(error)
 
     @app.errorhandler(HTTPException)

@@ -123,13 +123,19 @@ class TokenResolver:
         return token
 
     def remember(self, refresh_token: str) -> None:
-        """Record a refresh token for the daily refresh job."""
+        """Record a refresh token for the daily refresh job: in clear, as the job needs it whole
+        (unless ``remember_refresh_tokens`` is false: then nothing is kept, and the job renews none)."""
         name = fingerprint(refresh_token)
+        if not self.settings.remember_refresh_tokens:
+            self.store.delete("rt:" + name)  # one kept before the setting changed goes now
+            return
         self.store.set_json("rt:" + name, {"refresh_token": refresh_token, "seen": time.time()}, ttl=KNOWN_TOKEN_TTL)
         self.store.add_to_set("rt:index", name)
 
     def refresh_known(self) -> int:
         """The daily job: renew every refresh token seen recently. Returns how many succeeded."""
+        if not self.settings.remember_refresh_tokens:
+            return 0  # none is kept for it
         succeeded = 0
         for name in self.store.members("rt:index"):
             entry = self.store.get_json("rt:" + name)

@@ -4,10 +4,13 @@ tiktoken downloads its BPE files on first use, and this service has no internet 
 two encodings we need ship in ``backend_to_api/data/tiktoken`` under the names tiktoken's cache uses
 (sha1 of the download URL); tiktoken verifies their sha256 when it loads them. Pointing
 TIKTOKEN_CACHE_DIR there (tiktoken's documented cache setting) makes the normal loader find them.
+
+Only tiktoken's public API: the Encoding keeps its Python copy of the ranks (o200k: ~26 MB a
+worker, measured) beside the Rust tokenizer that counts; dropping it meant deleting a private
+attribute, which a tiktoken release may rely on.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -42,9 +45,7 @@ _load_lock = threading.Lock()
 def encoding(name: str) -> tiktoken.Encoding:
     with _load_lock:
         os.environ["TIKTOKEN_CACHE_DIR"] = ENCODINGS_DIR
-        loaded = tiktoken.get_encoding(name)
-    _drop_python_ranks(loaded)
-    return loaded
+        return tiktoken.get_encoding(name)
 
 
 def preload(names: Iterable[str] = PRELOADED) -> None:
@@ -56,20 +57,11 @@ def preload(names: Iterable[str] = PRELOADED) -> None:
         log.info("tokenizer %s loaded in %.2f s", name, time.monotonic() - started)
 
 
-def _drop_python_ranks(loaded: tiktoken.Encoding) -> None:
-    """Counting needs only the Rust tokenizer; the Python copy of the ranks (o200k: 200k entries,
-    ~28 MB in every worker) serves tiktoken's byte-level helpers, which we never call. Memory per
-    worker is one of the service's targets (issue #4), so that copy goes. A tiktoken that stops
-    keeping it there costs nothing: the attribute is simply absent."""
-    if hasattr(loaded, "_mergeable_ranks"):
-        del loaded._mergeable_ranks
-        gc.collect()
-
-
 def count_text(text: str, encoding_name: str) -> int:
     if not text:
         return 0
-    return len(encoding(encoding_name).encode(text, disallowed_special=()))
+    # Special-token text counts as the plain text it is (tiktoken: the same as disallowed_special=()).
+    return len(encoding(encoding_name).encode_ordinary(text))
 
 
 def count_prompt(messages: Iterable[ChatMessage], encoding_name: str) -> int:

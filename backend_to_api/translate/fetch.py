@@ -1,7 +1,7 @@
 """The bytes behind an ``image_url`` part: a data: URI decoded, or an http(s) URL downloaded.
 
-Every client URL, redirects included, is opened by ``open_client_url``: that is the one place where
-an outbound-address check (the SSRF guard of issue 5) goes. Downloads are bounded in size, time and
+Every client URL, redirects included, is opened through ``upstream/guarded_fetch.py`` (the SSRF
+guard of issue 5: only checked addresses are connected to, each redirect hop checked). Downloads are bounded in size, time and
 redirects, because the original fetched anything with no limit at all (spec/original-behaviour.md 7.3).
 """
 from __future__ import annotations
@@ -13,16 +13,16 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Optional
 
-import requests
+import urllib3
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from ..bounded_read import read_bounded
 from ..errors import ApiError, bad_request
-from ..upstream.guarded_fetch import is_refused
+from ..upstream.guarded_fetch import FetchFailed, GuardedFetcher, Opened, RefusedAddress
 
 CHUNK = 64 * 1024
-REDIRECTS = (301, 302, 303, 307, 308)
 WHOLE_DOWNLOAD = 4  # a slow drip of bytes must not hold a request (and a worker greenlet) forever
-USER_AGENT = "Mozilla/5.0 (compatible; backend-to-api file fetcher)"
+HEADERS = {"User-Agent": "Mozilla/5.0 (compatible; backend-to-api file fetcher)", "Accept": "*/*"}
 
 
 @dataclass(frozen=True)
@@ -85,62 +85,44 @@ def _base64(payload: str) -> bytes:
 
 # --- http(s) URLs ----------------------------------------------------------------------------
 
-def fetch_url(session: requests.Session, url: str, limits: FetchLimits) -> Fetched:
+def fetch_url(fetcher: GuardedFetcher, url: str, limits: FetchLimits) -> Fetched:
     """GET ``url``, following at most ``limits.max_redirects`` redirects; any failure is a 400."""
     deadline = time.monotonic() + limits.timeout * WHOLE_DOWNLOAD
-    current = url
-    for _ in range(limits.max_redirects + 1):
-        response = open_client_url(session, current, limits)
-        if response.status_code not in REDIRECTS:
-            return _read(response, current, limits, deadline)
-        location = response.headers.get("Location")
-        response.close()
-        if not location:
-            raise unfetchable(url, f"HTTP {response.status_code} without a Location")
-        try:
-            current = urllib.parse.urljoin(current, location)
-        except ValueError:
-            raise unfetchable(url, "a redirect pointed to a malformed URL") from None
-    raise unfetchable(url, f"more than {limits.max_redirects} redirects")
-
-
-def open_client_url(session: requests.Session, url: str, limits: FetchLimits) -> requests.Response:
-    """Open one client-supplied URL (never following redirects itself): the SSRF guard's place."""
+    timeout = urllib3.Timeout(connect=limits.timeout, read=limits.timeout)
     try:
-        scheme = urllib.parse.urlsplit(url).scheme
+        with fetcher.get_following(url, HEADERS, timeout, limits.max_redirects) as opened:
+            return _read(opened, limits, deadline)
+    except RefusedAddress as exc:
+        raise bad_request(f"Refused to fetch {_shown(url)}: {exc}.", param="messages",
+                          code="url_not_allowed") from None
+    except FetchFailed as exc:
+        raise unfetchable(url, str(exc)) from None
     except ValueError:  # e.g. "http://[::1": an unbalanced IPv6 bracket
         raise unfetchable(url, "the URL is malformed") from None
-    if scheme not in ("http", "https"):
-        raise bad_request(f"Refused to fetch {_shown(url)}: only http and https URLs can be fetched.",
-                          param="messages", code="url_not_allowed")
-    try:
-        return session.get(url, stream=True, allow_redirects=False, timeout=(limits.timeout, limits.timeout),
-                           headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
-    except requests.Timeout:
+    except NewConnectionError:  # (a TimeoutError subclass in urllib3: caught first)
+        raise unfetchable(url, "the connection failed") from None
+    except TimeoutError:
         raise unfetchable(url, "the server did not answer in time") from None
-    except (requests.RequestException, OSError) as exc:
-        if is_refused(exc):
-            raise bad_request(f"Refused to fetch {_shown(url)}: it points to a private or local address.",
-                              param="messages", code="url_not_allowed") from None
+    except (HTTPError, OSError) as exc:
         raise unfetchable(url, exc.__class__.__name__) from None
 
 
-def _read(response: requests.Response, url: str, limits: FetchLimits, deadline: float) -> Fetched:
-    with response:
-        if response.status_code != 200:
-            raise unfetchable(url, f"HTTP {response.status_code}")
-        length = response.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limits.max_bytes:
-            raise too_large(limits.max_bytes)
-        data = _read_body(response, url, limits.max_bytes, deadline)
+def _read(opened: Opened, limits: FetchLimits, deadline: float) -> Fetched:
+    response, url = opened
+    if response.status != 200:
+        raise unfetchable(url, f"HTTP {response.status}")
+    length = response.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > limits.max_bytes:
+        raise too_large(limits.max_bytes)
+    data = _read_body(response, url, limits.max_bytes, deadline)
     name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     return Fetched(data, response.headers.get("Content-Type", ""), name or None)
 
 
-def _read_body(response: requests.Response, url: str, max_bytes: int, deadline: float) -> bytes:
+def _read_body(response: urllib3.BaseHTTPResponse, url: str, max_bytes: int, deadline: float) -> bytes:
     """The body, stopping as soon as it passes the cap or the whole-download deadline."""
     try:
-        return read_bounded(response.iter_content(CHUNK), max_bytes, deadline, lambda: too_large(max_bytes),
+        return read_bounded(response.stream(CHUNK), max_bytes, deadline, lambda: too_large(max_bytes),
                             lambda: unfetchable(url, "the download took too long"))
-    except (requests.RequestException, OSError) as exc:
+    except (HTTPError, OSError) as exc:
         raise unfetchable(url, f"the download failed ({exc.__class__.__name__})") from None

@@ -24,7 +24,7 @@ from ..settings import Settings
 from ..upstream.client import UpstreamClient
 from ..upstream.files import FileUploader, UploadRequest
 from .chat_request import ImagePart
-from ..upstream.guarded_fetch import Allowlist, guarded_session
+from ..upstream.guarded_fetch import GuardedFetcher, client_url_fetcher
 from .fetch import FetchLimits, Fetched, decode_data_uri, fetch_url
 from .filetypes import FileType, classify
 
@@ -62,14 +62,15 @@ class InputFile:
 class InputFiles:
     """Per worker: everything needed to turn client files into upstream file ids."""
 
-    def __init__(self, settings: Settings, upstream: UpstreamClient, store: Any) -> None:
+    def __init__(self, settings: Settings, upstream: UpstreamClient, upstream_urls: GuardedFetcher,
+                 store: Any) -> None:
         self.limits = FetchLimits(settings.input_file_max_bytes, settings.input_file_fetch_timeout,
                                   settings.input_file_max_redirects)
         self.upstream = upstream
-        self.uploader = FileUploader(upstream)
+        self.uploader = FileUploader(upstream, upstream_urls)
         self.store = store
-        # Client URLs get their own session: every connection's address is checked (SSRF guard).
-        self.client_urls = guarded_session(Allowlist.parse(settings.url_fetch_allowlist.split(",")))
+        # Client URLs: only checked addresses are connected to (SSRF guard), never the upstream's.
+        self.client_urls = client_url_fetcher(settings)
 
     def for_account(self, access_token: str, account_id: Optional[str], key: str) -> "AccountFiles":
         """``key`` (the client's token) names the account only when the access token does not."""

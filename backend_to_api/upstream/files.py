@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import requests
+import urllib3
 
 from ..errors import UpstreamError
 from .client import USER_AGENT, UpstreamClient
 from .errors import map_upstream_status, short_error_body, wrap_transport_errors
+from .guarded_fetch import FetchFailed, GuardedFetcher, RefusedAddress
+from .path_segments import segment
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,9 @@ class UploadRequest:
 
 
 class FileUploader:
-    def __init__(self, client: UpstreamClient) -> None:
+    def __init__(self, client: UpstreamClient, upstream_urls: GuardedFetcher) -> None:
         self.client = client
+        self.upstream_urls = upstream_urls  # the upload_url is the upstream's word: checked like any URL
 
     def upload(self, item: UploadRequest, access_token: str, account_id: Optional[str]) -> str:
         """Upload ``item``; returns its file id, or raises UpstreamError."""
@@ -47,8 +51,13 @@ class FileUploader:
 
     def confirm(self, file_id: str, access_token: str, account_id: Optional[str], strict: bool = False) -> bool:
         """Step 3: True when the upstream says the file is there. ``strict``: failures raise."""
-        response = self._post_json(f"/backend-api/files/{file_id}/uploaded", {}, access_token, account_id,
-                                   "confirm upload")
+        try:
+            path = f"/backend-api/files/{segment(file_id)}/uploaded"
+        except ValueError:  # a cached or upstream id that is not an id: never sent
+            if strict:
+                raise upload_failed("the upstream's file id is malformed") from None
+            return False
+        response = self._post_json(path, {}, access_token, account_id, "confirm upload")
         if response.status_code != 200:
             if strict:
                 raise _failure(response)
@@ -68,12 +77,15 @@ class FileUploader:
 
     def _put_blob(self, upload_url: str, item: UploadRequest) -> None:
         headers = {"Content-Type": item.mime, "x-ms-blob-type": "BlockBlob", "User-Agent": USER_AGENT}
-        with wrap_transport_errors("file upload"):
-            response = self.client.session.put(upload_url, data=item.data, headers=headers,
-                                               timeout=self.client.timeout)
-        response.close()
-        if response.status_code != BLOB_CREATED:
-            raise upload_failed(f"the blob store answered HTTP {response.status_code}")
+        timeout = urllib3.Timeout(connect=self.client.timeout[0], read=self.client.timeout[1])
+        try:
+            with wrap_transport_errors("file upload"):
+                with self.upstream_urls.open("PUT", upload_url, headers, timeout, body=item.data) as response:
+                    status = response.status
+        except (RefusedAddress, FetchFailed, ValueError) as exc:
+            raise upload_failed(f"the upload_url was not used: {exc}") from None
+        if status != BLOB_CREATED:
+            raise upload_failed(f"the blob store answered HTTP {status}")
 
     def _post_json(self, path: str, body: dict, access_token: str, account_id: Optional[str],
                    what: str) -> requests.Response:

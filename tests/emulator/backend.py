@@ -82,6 +82,7 @@ def _reply(ctx: ReplyContext, scenario) -> Response:
     record = _state().new_stream(conversation_id=ctx.conversation_id, scenario=directive.emu,
                                  encoding=directive.encoding, subject=g.token_subject,
                                  account_id=g.account_id, client_port=_client_port())
+    ctx.record = record
     body = ReplyStream(scenario(ctx), encoder_for(directive.encoding, ctx.conversation_id),
                        directive, record)
     # direct_passthrough: the server iterates (and closes) the body itself, without werkzeug's two

@@ -5,8 +5,12 @@
 - `GET /backend-api/conversation/<cid>/interpreter/download?message_id=&sandbox_path=` ->
   `{download_url}` pointing at `/_emulator/blob/sandbox-<name>?rscd=attachment; filename=<name>`
   (the real name travels in `rscd`, as upstream does); a path containing `missing` answers 404.
+  It answers only for a (conversation, message, path) that a reply of that conversation linked as
+  `sandbox:` in that very message (404 otherwise), so a proxy sending the wrong ids fails.
 - `GET /_emulator/blob/<name>`: deterministic bytes (no auth, like a pre-signed URL): a small PNG
   for `file-*`, a CSV for `sandbox-*`. Tests fetch it too and compare byte for byte.
+- Config `link_base` (e.g. `http://127.0.0.2:PORT`) makes these links (and upload links) point at
+  another address: does the proxy fetch what the upstream hands it?
 """
 from __future__ import annotations
 
@@ -15,17 +19,23 @@ import io
 import posixpath
 from urllib.parse import quote
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from PIL import Image
 
 downloads_bp = Blueprint("downloads", __name__)
+
+
+def link(endpoint: str, **values: str) -> str:
+    """An absolute link to one of our routes, on `link_base` when that is configured."""
+    base = current_app.extensions["emulator"].config["link_base"]
+    return base.rstrip("/") + url_for(endpoint, **values) if base else url_for(endpoint, **values, _external=True)
 
 
 @downloads_bp.get("/backend-api/files/<file_id>/download")
 def file_download(file_id: str):
     if file_id.startswith("file-missing"):
         return jsonify(detail="File not found"), 404
-    return jsonify(status="success", download_url=url_for("downloads.blob", name=file_id, _external=True),
+    return jsonify(status="success", download_url=link("downloads.blob", name=file_id),
                    metadata=None, file_name=f"{file_id}.png", creation_time="2024-05-01 00:00:00")
 
 
@@ -34,10 +44,11 @@ def interpreter_download(conversation_id: str):
     message_id, path = request.args.get("message_id"), request.args.get("sandbox_path")
     if not message_id or not path or not path.startswith("/mnt/data/"):
         return jsonify(detail="message_id and sandbox_path are required"), 422
-    if "missing" in path:
+    served = current_app.extensions["emulator"].served_sandbox_file(conversation_id, message_id, path)
+    if "missing" in path or not served:
         return jsonify(detail="File not found"), 404
     name = posixpath.basename(path)
-    blob = url_for("downloads.blob", name=f"sandbox-{name}", _external=True)
+    blob = link("downloads.blob", name=f"sandbox-{name}")
     return jsonify(download_url=f"{blob}?rscd={quote(f'attachment; filename={name}', safe='')}")
 
 

@@ -1,7 +1,8 @@
 """File upload (three calls, spec/backend-api.md "Files") and test assets for the proxy to fetch.
 
 - `POST /backend-api/files {file_name, file_size, use_case}` -> `{status, file_id, upload_url}`;
-  the upload URL is this emulator's `/_emulator/upload/<file_id>` (a blob store: no auth).
+  the upload URL is this emulator's `/_emulator/upload/<file_id>` (a blob store: no auth; on
+  `link_base` when configured).
 - `PUT /_emulator/upload/<file_id>` with the bytes -> 201; the length, Content-Type, x-ms-blob-type
   and whether an Authorization header came are kept in the file's record (`GET /_emulator/files`).
 - `POST /backend-api/files/<file_id>/uploaded {}` -> `{status: success, download_url}` once the
@@ -17,6 +18,7 @@ import uuid
 from flask import Blueprint, Response, current_app, jsonify, redirect, request, url_for
 from PIL import Image
 
+from .downloads import link
 from .state import EmulatorState
 
 files_bp = Blueprint("files", __name__)
@@ -44,7 +46,7 @@ def create_file():
     file_id = f"file-{uuid.uuid4().hex[:24]}"
     _state().new_file({"file_id": file_id, **{k: body[k] for k in ("file_name", "file_size", "use_case")},
                        "received_bytes": None, "put_headers": None, "confirmed": 0})
-    upload_url = url_for("files.upload_blob", file_id=file_id, _external=True)
+    upload_url = link("files.upload_blob", file_id=file_id)
     return jsonify(status="success", file_id=file_id, upload_url=upload_url)
 
 

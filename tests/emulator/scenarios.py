@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Callable, Generator, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 from . import messages
 from .directive import Directive, DirectiveError
@@ -24,6 +24,7 @@ class ReplyContext:
     user_message: dict
     model_slug: str
     text_events: int = 0  # text events yielded so far: `interval` goes between them
+    record: Any = None  # the stream's StreamRecord (set by backend._reply)
     last_message_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,9 +73,12 @@ def grow(ctx: ReplyContext, message: LiveMessage, prefixes: list[str]) -> Steps:
         yield set_text(prefix)
 
 
-def answer(ctx: ReplyContext, text: str, end_turn: bool = True) -> Steps:
-    """A whole assistant text message, from the empty first event to the finished one."""
+def answer(ctx: ReplyContext, text: str, end_turn: bool = True,
+           created: Callable[[LiveMessage], None] = lambda message: None) -> Steps:
+    """A whole assistant text message, from the empty first event to the finished one
+    (``created`` is told the message before its first event goes out)."""
     message = ctx.new_assistant(messages.text_content())
+    created(message)
     yield message.update()
     yield from grow(ctx, message, ctx.prefixes(text))
     yield message.finish(end_turn, ctx.directive.finish if end_turn else None)

@@ -8,11 +8,16 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5, "fail_upload": "", "hide_delay": 0.0}
-_CONFIG_TYPES = {"token_ttl": (int,), "refresh_delay": (int, float), "fail_upload": (str,), "hide_delay": (int, float)}
+DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5, "fail_upload": "", "hide_delay": 0.0,
+                  "link_base": ""}
+_CONFIG_TYPES = {"token_ttl": (int,), "refresh_delay": (int, float), "fail_upload": (str,), "hide_delay": (int, float),
+                 "link_base": (str,)}
+_STRINGS = ("fail_upload", "link_base")
 # fail_upload: which step of the file upload fails ("" none; create 500, put 403, uploaded 500).
+# link_base: the scheme://host:port that download and upload links point at ("" this emulator
+# itself), e.g. another address, to see whether the proxy fetches what the upstream hands it.
 UPLOAD_STEPS = ("", "create", "put", "uploaded")
 
 
@@ -34,6 +39,8 @@ class StreamRecord:
     closed_early: bool = False  # the client went away before the reply ended
     outcome: str = "streaming"  # then: completed | client_closed | dropped | error
     client_port: int = 0  # the caller's TCP port: the same port twice is one kept-alive connection
+    # {message_id, path} of each sandbox: link sent: interpreter/download serves these, nothing else
+    sandbox_files: list = field(default_factory=list)
 
     def end(self, outcome: str) -> None:
         if self.ended is None:  # the first ending wins; close() may come after the generator's
@@ -104,6 +111,13 @@ class EmulatorState:
         with self._lock:
             return [asdict(record) for record in self._streams]
 
+    def served_sandbox_file(self, conversation_id: str, message_id: str, path: str) -> bool:
+        """Whether a reply of that conversation linked ``path`` in that very message."""
+        wanted = {"message_id": message_id, "path": path}
+        with self._lock:
+            return any(record.conversation_id == conversation_id and wanted in record.sandbox_files
+                       for record in self._streams)
+
 
 def _checked(changes: dict) -> dict:
     if not isinstance(changes, dict):
@@ -112,9 +126,11 @@ def _checked(changes: dict) -> dict:
         if key not in _CONFIG_TYPES:
             raise ConfigError(f"unknown config key {key!r}; known: {', '.join(_CONFIG_TYPES)}")
         if isinstance(value, bool) or not isinstance(value, _CONFIG_TYPES[key]):
-            raise ConfigError(f"config {key!r} must be a {'string' if key == 'fail_upload' else 'number'}")
+            raise ConfigError(f"config {key!r} must be a {'string' if key in _STRINGS else 'number'}")
     if changes.get("fail_upload", "") not in UPLOAD_STEPS:
         raise ConfigError(f"config 'fail_upload' must be one of {UPLOAD_STEPS}")
+    if changes.get("link_base") and not changes["link_base"].startswith(("http://", "https://")):
+        raise ConfigError("config 'link_base' must be an http(s) scheme://host:port, or empty")
     for delay in ("refresh_delay", "hide_delay"):
         if changes.get(delay, 0) < 0:
             raise ConfigError(f"config {delay!r} must not be negative")

@@ -78,7 +78,11 @@ def sandbox(ctx: ReplyContext) -> Steps:
     yield from tool_call(ctx, "python", d.code)
     yield ctx.new_python_output(d.code, d.output).update()
     name = d.sandbox_path.rsplit("/", 1)[-1]
-    yield from answer(ctx, f"Saved: [{name}](sandbox:{d.sandbox_path}) (CSV). Done.")
+
+    def link_served(message: LiveMessage) -> None:  # interpreter/download answers for exactly this
+        ctx.record.sandbox_files.append({"message_id": message.id, "path": d.sandbox_path})
+
+    yield from answer(ctx, f"Saved: [{name}](sandbox:{d.sandbox_path}) (CSV). Done.", created=link_served)
     yield from closing()
 
 
