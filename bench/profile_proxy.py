@@ -34,7 +34,7 @@ START_UP = ("load_wsgi", "get_encoding", "_drop_python_ranks", "Arbiter.")
 # Pipeline stages, first match wins: a frame name (as py-spy prints it) that marks the stage.
 STAGES: Sequence[Tuple[str, Sequence[str]]] = (
     ("upstream recv", ("UpstreamBody._receive",)),
-    ("chunked framing", ("UpstreamBody._payload",)),
+    ("HTTP framing (h11)", ("UpstreamBody._unframed", "UpstreamBody._decoded")),
     ("SSE decoding", ("SSEDecoder.feed", "SSEDecoder.finish")),
     ("interpreting events", ("ReplyStream._interpret",)),
     ("the upstream call", ("ResumableCall.wait",)),

@@ -1,12 +1,13 @@
-"""Our HTTP/1.1 exchange for the conversation call (upstream/http1.py): the request it writes, the
-heads it accepts and refuses, and which connections it keeps, against a raw socket server."""
+"""Our HTTP/1.1 exchange for the conversation call (upstream/http1.py, h11 over our own socket): the
+request it writes, the heads it accepts and refuses, which connections it keeps, and that a request
+is never written twice, against a raw socket server."""
 import time
 
 import pytest
 
 from backend_to_api.errors import ApiError, UpstreamError
 from backend_to_api.upstream.body import UpstreamBody
-from backend_to_api.upstream.http1 import ConnectionPool, parse_head
+from backend_to_api.upstream.http1 import ConnectionPool
 from backend_to_api.upstream.steps import Deadline
 
 from .raw_http import RawServer, chunked, read_all, send
@@ -57,6 +58,14 @@ def test_a_line_break_in_a_header_never_reaches_the_wire(upstream):
     assert server.requests == []
 
 
+def test_a_header_value_h11_refuses_is_a_400_that_does_not_repeat_it(upstream):
+    server, pool = upstream(send(CHUNKED + chunked(EVENTS)))
+    with pytest.raises(ApiError) as refused:
+        call(pool, {"Authorization": "Bearer secret-token\t"})
+    assert refused.value.status == 400 and "secret-token" not in refused.value.message
+    assert server.requests == []
+
+
 def test_interim_answers_are_skipped_and_lf_only_heads_read(upstream):
     early_hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
     lf_only = b"HTTP/1.1 200 OK\nContent-Type: text/event-stream\nTransfer-Encoding: chunked\n\n"
@@ -66,20 +75,23 @@ def test_interim_answers_are_skipped_and_lf_only_heads_read(upstream):
     assert read_all(body) == b"".join(EVENTS)
 
 
+def head_of(raw):
+    """The head our exchange reads from a server that answers ``raw`` (then closes)."""
+    server = RawServer([send(raw, then="close")])
+    try:
+        pool = ConnectionPool(server.url, 2.0, None, max_idle=1)
+        return exchange(pool, "/c", b"", 2.0).head
+    finally:
+        server.close()
+
+
 def test_head_parsing():
-    head = parse_head(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nX-A: 1\r\nx-a: 2\r\n"
-                      b"X-Folded: one\r\n  two\r\nnot a header\r\nContent-Length: 3")
+    head = head_of(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nX-A: 1\r\nx-a: 2\r\n"
+                   b"X-Folded: one\r\n  two\r\nContent-Length: 3\r\n\r\nabc")
     assert head.status == 429
     assert head.headers["retry-after"] == "7" and head.headers["X-A"] == "1, 2"
     assert head.headers["X-Folded"] == "one two"
-    assert head.framing == (False, 3, False)
-    assert parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9").framing == (
-        True, None, False)
-    assert parse_head(b"HTTP/1.1 200 OK\r\nConnection: Close").framing == (False, None, True)
-    assert parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 2").framing == (False, 2, True)
-    assert parse_head(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2").framing == (False, 2, False)
-    assert parse_head(b"HTTP/1.1 200").status == 200  # no reason phrase
-    assert parse_head(b"HTTP/1.1 204 No Content").framing == (False, 0, False)
+    assert head_of(b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n").status == 200  # no reason phrase
 
 
 @pytest.mark.parametrize("raw", [
@@ -90,10 +102,12 @@ def test_head_parsing():
     b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2",
     b"HTTP/1.1 200 OK\r\nContent-Length: \xb2",  # a digit to str.isdigit(), not to HTTP
     b"HTTP/1.1 200 OK\r\nContent-Length: -1",
+    b"HTTP/1.1 200 OK\r\nnot a header",
+    b"HTTP/1.1 101 Switching Protocols",  # nothing was asked to switch
 ])
 def test_malformed_heads_are_a_bad_stream(raw):
     with pytest.raises(UpstreamError) as failure:
-        parse_head(raw)
+        head_of(raw + b"\r\n\r\n")
     assert failure.value.status == 502 and failure.value.code == "bad_stream"
 
 
@@ -112,13 +126,27 @@ def test_a_server_that_closes_without_answering(upstream):
     assert len(server.requests) == 1  # a new connection: not sent again
 
 
-def test_a_kept_connection_closed_under_the_request_is_retried_once_on_a_new_one(upstream):
+def test_a_kept_connection_closed_under_the_request_is_not_sent_again(upstream):
     # The second request goes out on the kept connection, which the server then closes unanswered
-    # (an idle close that crossed the request): it is sent again on a new connection.
+    # (an idle close that crossed the request, or a server that took it and died): the server may
+    # have acted on it, so it is a 502 and never sent again.
     server, pool = upstream(send(CHUNKED + chunked(EVENTS)), send(then="close"), send(CHUNKED + chunked(EVENTS)))
     assert read_all(call(pool)) == b"".join(EVENTS)
+    with pytest.raises(UpstreamError) as failure:
+        call(pool)
+    assert failure.value.status == 502 and failure.value.code == "upstream_disconnected"
+    assert server.connections == 1 and len(server.requests) == 2
+
+
+def test_a_shorter_keep_alive_the_server_announces_is_kept_to(upstream):
+    announced = CHUNKED.replace(b"\r\n\r\n", b"\r\nKeep-Alive: timeout=2\r\n\r\n")
+    server, pool = upstream(*[send(announced + chunked(EVENTS)) for _ in range(3)])
     assert read_all(call(pool)) == b"".join(EVENTS)
-    assert server.connections == 2 and len(server.requests) == 3
+    assert read_all(call(pool)) == b"".join(EVENTS)  # at once: the kept one
+    assert server.connections == 1
+    time.sleep(1.2)  # past timeout=2 less our second of margin (our own limit is 15 s)
+    assert read_all(call(pool)) == b"".join(EVENTS)
+    assert server.connections == 2
 
 
 def test_a_kept_connection_cut_in_the_middle_of_an_answer_is_not_retried(upstream):
@@ -150,7 +178,7 @@ def test_no_more_idle_connections_are_kept_than_allowed(upstream):
     pool = ConnectionPool(f"http://127.0.0.1:{server.port}", 2.0, None, max_idle=1)
     first, second = call(pool), call(pool)  # two at once: two connections
     assert read_all(first) == read_all(second) == b"".join(EVENTS)
-    assert len(pool._idle) == 1  # the second one given back was closed
+    assert pool.idle_count() == 1  # the second one given back was closed
     assert read_all(call(pool)) == b"".join(EVENTS)
     assert server.connections == 2
 
@@ -197,7 +225,7 @@ def test_connections_idle_past_the_limit_are_closed(upstream):
     pool = ConnectionPool(f"http://127.0.0.1:{server.port}", 2.0, None, max_idle=4, idle_limit=0.3)
     first, second = call(pool), call(pool)
     assert read_all(first) == read_all(second) == b"".join(EVENTS)
-    kept = [sock for sock, _ in pool._idle]
+    kept = [connection.sock for connection in list(pool._idle)]
     assert len(kept) == 2
     time.sleep(0.5)
     assert read_all(call(pool)) == b"".join(EVENTS)  # on a new connection: both kept ones were too old

@@ -1,25 +1,31 @@
 """`proxy` set (config.json / PROXY): every upstream call goes through that HTTP proxy, the streamed
-conversation included (it then goes through requests' proxy handling rather than the direct pool),
-and the reply is read the same way: whole, with keep-alives in silences.
+conversation included (our own exchange, upstream/http1.py: the absolute-form request for an http
+upstream, a CONNECT tunnel for an https one, Proxy-Authorization from the proxy URL), and the reply
+is read the same way: whole, with keep-alives in silences.
 
 The forward proxy here is a small threaded one written for the test: it reads a request in absolute
-form, sends it on to the target with "Connection: close", and relays the answer byte for byte.
+form, sends it on to the target with "Connection: close", and relays the answer byte for byte; or,
+for CONNECT, pipes bytes both ways.
 """
 from __future__ import annotations
 
+import base64
 import socket
+import tempfile
 import threading
 import urllib.parse
 
 import pytest
+import requests
 
-from .conftest import directive, free_port
+from .conftest import TLS_CERT, Emulator, Proxy, directive, free_port
 from .test_upstream_failures_e2e import ask
 
 
 class ForwardProxy:
     def __init__(self) -> None:
         self.seen: list = []
+        self.authorizations: list = []  # Proxy-Authorization values, as they came
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -37,6 +43,11 @@ class ForwardProxy:
             head, body = self._read_request(client)
             request_line, *headers = head.split(b"\r\n")
             method, target, version = request_line.split(b" ")
+            self.authorizations += [h.split(b":", 1)[1].strip().decode() for h in headers
+                                    if h.lower().startswith(b"proxy-authorization:")]
+            if method == b"CONNECT":
+                self._tunnel(client, target.decode())
+                return
             url = urllib.parse.urlsplit(target.decode())
             self.seen.append((method.decode(), url.path))
             kept = [h for h in headers if not h.lower().startswith((b"connection:", b"proxy-"))]
@@ -46,6 +57,24 @@ class ForwardProxy:
                                  + b"\r\n".join(kept + [b"Connection: close"]) + b"\r\n\r\n" + body)
                 while data := upstream.recv(65536):
                     client.sendall(data)
+
+    def _tunnel(self, client: socket.socket, target: str) -> None:
+        """CONNECT: a byte pipe both ways until either side closes (TLS goes through it)."""
+        self.seen.append(("CONNECT", target))
+        host, port = target.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as upstream:
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+            self._pipe(client, upstream)
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     @staticmethod
     def _read_request(client: socket.socket) -> tuple:
@@ -93,3 +122,46 @@ def test_an_unreachable_proxy_is_a_502(start_proxy):
     proxy = start_proxy({"PROXY": f"http://127.0.0.1:{free_port()}"})
     response = ask(proxy, "hi", api_key="eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjk5OTk5OTk5OTl9.sig")
     assert response.status_code == 502 and response.json()["error"]["code"] == "upstream_unreachable"
+
+
+@pytest.fixture(scope="module")
+def tls_emulator():
+    emulator = Emulator(tls=True).start()
+    yield emulator
+    emulator.stop()
+
+
+def test_an_https_upstream_is_reached_through_a_connect_tunnel_with_the_proxy_credentials(
+        forward_proxy, tls_emulator, redis_server, workdir):
+    host_port = urllib.parse.urlsplit(tls_emulator.url).netloc
+    proxy_url = forward_proxy.url.replace("http://", "http://us%40er:p%3Ass@")  # quoted, as in a URL
+    proxy = Proxy(tls_emulator, redis_server.port, tempfile.mkdtemp(dir=workdir),
+                  {"PROXY": proxy_url, "REQUESTS_CA_BUNDLE": TLS_CERT, "PROCESS_WORKERS": "1"}).start()
+    # An access token (used as is, no exchange through the proxy): the conversation is then the only call.
+    access_token = requests.post(tls_emulator.url + "/applelogin", data={"refresh_token": "rt-tunnel"},
+                                 verify=TLS_CERT, timeout=5).json()["access_token"]
+    try:
+        text = "tunnelled 世界 🌍 " * 10
+        for _ in range(2):  # the second one on the kept tunnel
+            chunks = list(proxy.client(api_key=access_token).chat.completions.create(
+                model="gpt-4o", stream=True, messages=[{"role": "user", "content": directive(text=text, chunk=6)}]))
+            assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
+    finally:
+        proxy.stop()
+    # One tunnel, kept for the second chat.
+    assert forward_proxy.seen.count(("CONNECT", host_port)) == 1
+    assert len(tls_emulator.conversations()) == 2
+    expected = "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+    assert forward_proxy.authorizations and set(forward_proxy.authorizations) == {expected}
+
+
+def test_proxy_urls_our_exchange_speaks_and_those_it_refuses_clearly():
+    from backend_to_api.errors import UpstreamError
+    from backend_to_api.upstream.proxy_route import parse_proxy_url
+
+    assert parse_proxy_url("127.0.0.1:3128") == ("127.0.0.1", 3128, [])  # requests' reading: http
+    assert parse_proxy_url("http://proxy.example").port == 80
+    for url in ("https://proxy.example:443", "socks5://127.0.0.1:1080"):
+        with pytest.raises(UpstreamError) as refused:
+            parse_proxy_url(url)
+        assert refused.value.status == 502 and refused.value.code == "proxy_not_supported"

@@ -3,22 +3,21 @@
 Lower-level failures (requests/urllib3 exceptions) are wrapped into UpstreamError
 (``errors.wrap_transport_errors``), so callers catch one family.
 
-The conversation call, made for every chat, is our own HTTP/1.1 exchange when no proxy applies
-(``http1.py``): requests and urllib3 add ~1 ms of Python per call (preparing, cookies, hooks,
-environment lookups, email-based header parsing) that a fixed POST to one host does not need.
-Through a proxy it keeps requests' proxy handling.
+The conversation call, made for every chat, is our own HTTP/1.1 exchange (``http1.py``, h11 over
+our own socket), straight or through the outbound proxy (``proxy_route.py``): requests and urllib3
+add ~1 ms of Python per call (preparing, cookies, hooks, environment lookups, email-based header
+parsing) that a fixed POST to one host does not need.
 """
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 import certifi
 import requests
 from requests.adapters import HTTPAdapter
-from requests.utils import get_environ_proxies
 
 from .. import jsonbytes
 from ..errors import UpstreamError
@@ -26,7 +25,8 @@ from ..settings import Settings
 from .body import UpstreamBody
 from .errors import map_upstream_status, upstream_message, wrap_transport_errors
 from .http1 import ConnectionPool
-from .steps import Deadline, Steps, in_thread
+from .proxy_route import proxy_route
+from .steps import Deadline, Steps
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,8 @@ class UpstreamClient:
         self.root = settings.upstream_root
         self.timeout = (settings.upstream_connect_timeout, settings.upstream_read_timeout)
         self.session = _session(settings)
-        self._direct = _direct_pool(settings, self.session)
-        self._conversation_url = f"{self.root}/backend-api/conversation"
-        self._conversation_path = urlsplit(self._conversation_url).path  # what our own exchange sends
+        self._pool, self._pool_error = _conversation_pool(settings, self.session)
+        self._conversation_path = urlsplit(f"{self.root}/backend-api/conversation").path  # what our exchange sends
 
     def headers(self, access_token: str, account_id: Optional[str] = None) -> Dict[str, str]:
         headers = {"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT}
@@ -74,16 +73,11 @@ class UpstreamClient:
         return body
 
     def _send_conversation(self, data: bytes, headers: Dict[str, str], deadline: Deadline) -> Steps[UpstreamBody]:
-        if self._direct is None:  # a proxy applies: requests knows how to go through it, blocking
-            return (yield from in_thread(lambda: self._post_via_requests(data, headers), UpstreamBody.close, deadline))
-        exchange = yield from self._direct.exchange("POST", self._conversation_path, headers, data,
-                                                    self.timeout[1], deadline)
-        return UpstreamBody.from_exchange(exchange, self._direct)
-
-    def _post_via_requests(self, data: bytes, headers: Dict[str, str]) -> UpstreamBody:
-        response = self.session.post(self._conversation_url, data=data, headers=headers, stream=True,
-                                     timeout=self.timeout)
-        return UpstreamBody.from_urllib3(response.raw)
+        if self._pool is None:  # the proxy is one we cannot speak through (logged at start)
+            raise self._pool_error.with_traceback(None)  # not one more traceback on it per chat
+        exchange = yield from self._pool.exchange("POST", self._conversation_path, headers, data,
+                                                  self.timeout[1], deadline)
+        return UpstreamBody.from_exchange(exchange, self._pool)
 
     def hide_conversation(self, conversation_id: str, access_token: str, account_id: Optional[str] = None) -> bool:
         with wrap_transport_errors("hide conversation"):
@@ -144,12 +138,17 @@ def _session(settings: Settings) -> requests.Session:
     return session
 
 
-def _direct_pool(settings: Settings, session: requests.Session) -> Optional[ConnectionPool]:
-    """The conversation call's own connections, or None when a proxy (configured or from the
-    environment) applies to the upstream. Decided once: the upstream address does not change."""
-    if settings.proxy or (session.trust_env and get_environ_proxies(settings.upstream_root)):
-        return None
+def _conversation_pool(settings: Settings, session: requests.Session) -> Tuple[Optional[ConnectionPool],
+                                                                                Optional[UpstreamError]]:
+    """The conversation call's own connections (through the proxy that applies to the upstream, if
+    any: decided once, the upstream address does not change), or the error every call answers when
+    the proxy is one our exchange does not speak."""
+    try:
+        route = proxy_route(settings.upstream_root, settings.proxy, session)
+    except UpstreamError as exc:
+        log.error("%s", exc.message)
+        return None, exc
     bundle = session.verify if isinstance(session.verify, str) else certifi.where()
     # Enough idle connections that a burst of chats can all reuse theirs afterwards.
     return ConnectionPool(settings.upstream_root, settings.upstream_connect_timeout, bundle,
-                          max_idle=max(settings.worker_connections, 10))
+                          max_idle=max(settings.worker_connections, 10), proxy=route), None

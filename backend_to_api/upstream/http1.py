@@ -1,17 +1,23 @@
-"""The conversation call's own HTTP/1.1 exchange: the request out, the status line and headers in.
+"""The conversation call's own HTTP/1.1 exchange: our socket, h11's protocol.
 
-Every chat makes this call. Through urllib3 it cost ~0.6 ms of Python each time: http.client parses
-the headers with the email package, and urllib3 wraps the answer in buffers the streaming read
-never uses (UpstreamBody reads the socket itself). What is left to do is small: connect (TLS with
-the same CA bundle and ``http/1.1`` ALPN urllib3 used), write one request, parse one head.
-Connecting, the TLS handshake and reading the head are resumable steps (``steps.py``,
-``socket_steps.py``), so the request waiting for them keeps its own ticks and can give the call up
-half-way. Idle connections are kept for the next chat. Every other call, and this one when a proxy
-applies, goes through requests (``client.py``).
+Every chat makes this call. Through requests/urllib3 it cost ~0.6 ms of Python each time
+(preparing, cookies, hooks, header parsing with the email package, buffers the streaming read never
+uses). So we own the socket: connect (TLS with the same CA bundle and ``http/1.1`` ALPN urllib3
+used), write one request, read one head, then the body (``body.py``). The HTTP/1.1 itself (request
+framing, status line and headers, chunked/sized/close-delimited bodies, keep-alive) is h11's: one
+``h11.Connection`` per socket, kept with it in the pool. Connecting, the TLS handshake and reading
+the head are resumable steps (``steps.py``, ``socket_steps.py``), so the request waiting for them
+keeps its own ticks and can give the call up half-way.
+
+A request is written at most once: the conversation POST is not idempotent (a resend is a second
+message in the user's ChatGPT history). A kept connection is checked before it is used; once the
+request was written, any failure is the caller's 502.
+
+Through an outbound proxy (``proxy_route.py``) the same exchange runs over a connection to the
+proxy: a CONNECT tunnel for an https upstream, the absolute-form target for an http one.
 """
 from __future__ import annotations
 
-import _socket
 import collections
 import logging
 import os
@@ -20,49 +26,62 @@ import socket
 import ssl
 import threading
 import time
-from typing import Deque, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Deque, List, Mapping, NamedTuple, Optional
 from urllib.parse import urlsplit
 
+import h11
 from urllib3 import HTTPHeaderDict
 
 from ..errors import ApiError, UpstreamError
+from .proxy_route import ProxyRoute
 from .socket_steps import connect, handshake, receive
 from .steps import Deadline, Steps
 
 log = logging.getLogger(__name__)
 
-MAX_HEAD = 64 * 1024
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_LINE_END = re.compile(rb"\r?\n")
+MAX_HEAD = 64 * 1024  # a head that does not end within this many bytes is not HTTP we read
 _ILLEGAL_IN_HEADER = re.compile(r"[\r\n\x00]")
-_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() would take "²"
+_KEEP_ALIVE_TIMEOUT = re.compile(r"(?:^|[,;\s])timeout\s*=\s*([0-9]+)", re.IGNORECASE)
+
+# How long an idle connection is kept. A server closes an idle connection when it likes; if its
+# close crosses our request, the request is lost and, never being sent twice, fails the chat (502).
+# A close that came before we take the connection is seen at checkout (still_open), so the race is
+# one round trip wide, and only at the server's limit. We stay a second under a limit the server
+# announces (Keep-Alive: timeout=N, as Node's 5 s is), and under 15 s otherwise: below the limits of
+# the proxies and CDNs in front of real upstreams (nginx 75 s, load balancers 60 s), long enough that
+# workers taking turns still reuse their connections (4 s was not, on a loaded machine).
+IDLE_LIMIT = 15.0
 
 
-class Framing(NamedTuple):
-    """How the body after the head is delimited."""
+class Connection:
+    """One connection to the upstream and the HTTP/1.1 state of the exchange on it."""
 
-    chunked: bool
-    length: Optional[int]  # with chunked False: the body's size; None: it ends when the server closes
-    will_close: bool       # the server will not take another request on this connection
+    __slots__ = ("sock", "protocol", "idle_since", "idle_limit")
+
+    def __init__(self, sock: socket.socket, idle_limit: float) -> None:
+        self.sock = sock
+        self.protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+        self.idle_since = 0.0
+        self.idle_limit = idle_limit
+
+    def reusable(self) -> bool:
+        """Both sides are done with a keep-alive exchange and nothing came after the answer."""
+        protocol = self.protocol
+        return (protocol.our_state is h11.DONE and protocol.their_state is h11.DONE
+                and not protocol.trailing_data[0])
 
 
 class ResponseHead(NamedTuple):
     status: int
     headers: HTTPHeaderDict
-    framing: Framing
 
 
 class Exchange(NamedTuple):
-    """An answered request: its head, the open socket, and body bytes that came with the head."""
+    """An answered request: its head and the connection its body is read from (h11 holds the
+    body bytes that came with the head)."""
 
     head: ResponseHead
-    sock: socket.socket
-    early: bytes
-
-
-# How long an idle connection is kept. Servers close theirs sooner or later (nginx after 75 s, Node
-# and uvicorn after 5 s); one they closed would only hold a descriptor here until it is looked at.
-IDLE_LIMIT = 60.0
+    connection: Connection
 
 
 class ConnectionPool:
@@ -70,7 +89,7 @@ class ConnectionPool:
     Thread-safe (gthread workers share one per process)."""
 
     def __init__(self, root: str, connect_timeout: float, ca_bundle: Optional[str], max_idle: int,
-                 idle_limit: float = IDLE_LIMIT) -> None:
+                 idle_limit: float = IDLE_LIMIT, proxy: Optional[ProxyRoute] = None) -> None:
         parts = urlsplit(root)
         self.host = parts.hostname or ""
         default_port = 443 if parts.scheme == "https" else 80
@@ -80,86 +99,125 @@ class ConnectionPool:
             self.host_header = self.host_header.rsplit(":", 1)[0]
         self.connect_timeout = connect_timeout
         self._tls = _tls_context(ca_bundle) if parts.scheme == "https" else None
-        self._idle: Deque[Tuple[socket.socket, float]] = collections.deque()  # (connection, idle since)
+        self._proxy = proxy
+        # A plain-http origin behind a proxy is asked for in absolute form, with the proxy's credentials.
+        self._absolute = f"http://{self.host_header}" if proxy is not None and self._tls is None else ""
+        self._idle: Deque[Connection] = collections.deque()
         self._max_idle = max_idle
         self._idle_limit = idle_limit
         self._lock = threading.Lock()
 
     def exchange(self, method: str, path: str, headers: Mapping[str, str], body: bytes,
                  read_timeout: float, deadline: Deadline) -> Steps[Exchange]:
-        """Send one request and read the head of its answer, in steps (``steps.py``): it yields
-        whenever ``deadline`` passes before the head is complete. Transport errors are raised as
-        they come (OSError, TimeoutError after ``read_timeout`` s of silence);
+        """Send one request (once) and read the head of its answer, in steps (``steps.py``): it
+        yields whenever ``deadline`` passes before the head is complete. Transport errors are
+        raised as they come (OSError, TimeoutError after ``read_timeout`` s of silence);
         ``errors.wrap_transport_errors`` turns them into ours."""
-        request = _request_bytes(method, path, self.host_header, headers, body)
-        sock = self._checkout()
-        reused = sock is not None
-        if sock is None:
-            sock = yield from self._connect(deadline)
+        request = self._request(method, path, headers, len(body))
+        connection = self._checkout()
+        if connection is None:
+            connection = yield from self._connect(deadline)
         try:
-            return (yield from _send(sock, request, read_timeout, deadline))
-        except (NoAnswer, ConnectionResetError, BrokenPipeError):
-            if not reused:
-                raise
-        # The server closed this idle connection just as the request went out (its FIN crossed
-        # our request), and nothing of an answer came: the request goes once more on a new
-        # connection, as browsers do for a reused connection that fails before any answer.
-        log.info("a kept-alive upstream connection was closed under the request; sending it again")
-        return (yield from _send((yield from self._connect(deadline)), request, read_timeout, deadline))
+            protocol = connection.protocol
+            connection.sock.settimeout(read_timeout)
+            connection.sock.sendall(protocol.send(request) + protocol.send(h11.Data(data=body))
+                                    + protocol.send(h11.EndOfMessage()))
+            head = yield from read_head(connection.sock, protocol, read_timeout, deadline)
+        except BaseException:  # GeneratorExit too: an abandoned call closes its connection
+            connection.sock.close()
+            raise
+        connection.idle_limit = _idle_limit(head.headers, self._idle_limit)
+        return Exchange(head, connection)
 
-    def give_back(self, sock: socket.socket) -> None:
+    def give_back(self, connection: Connection) -> None:
         """A connection whose answer was read to its clean end, ready for the next request."""
+        connection.protocol.start_next_cycle()
         now = time.monotonic()
+        connection.idle_since = now
         with self._lock:
             stale = self._take_stale(now)
             keep = len(self._idle) < self._max_idle
             if keep:
-                self._idle.append((sock, now))
-        for old in stale + ([] if keep else [sock]):
-            old.close()
+                self._idle.append(connection)
+        for old in stale + ([] if keep else [connection]):
+            old.sock.close()
 
-    def _checkout(self) -> Optional[socket.socket]:
+    def idle_count(self) -> int:
+        with self._lock:
+            return len(self._idle)
+
+    def _request(self, method: str, path: str, headers: Mapping[str, str], size: int) -> h11.Request:
+        fields = [("Host", self.host_header)]
+        if self._absolute and self._proxy is not None:
+            fields += self._proxy.headers
+        for name, value in headers.items():
+            if _ILLEGAL_IN_HEADER.search(value):
+                # e.g. a client key with a line break: it must never split our request
+                raise ApiError(400, f"The {name} header would contain a line break or NUL.",
+                               "invalid_request_error")
+            fields.append((name, value.encode("latin-1", "replace")))
+        fields.append(("Content-Length", str(size)))
+        try:
+            return h11.Request(method=method, target=self._absolute + path, headers=fields)
+        except h11.LocalProtocolError as exc:
+            # h11's message quotes the value, which may be the client's token: not repeated here
+            raise ApiError(400, "A request header value is not valid HTTP (a control character, or "
+                                "whitespace at its start or end).", "invalid_request_error") from exc
+
+    def _checkout(self) -> Optional[Connection]:
         """An idle connection that is still open, or None."""
         while True:
             with self._lock:
                 stale = self._take_stale(time.monotonic())
-                sock = self._idle.pop()[0] if self._idle else None
+                connection = self._idle.pop() if self._idle else None
             for old in stale:
-                old.close()
-            if sock is None or _still_open(sock):
-                return sock
-            sock.close()
+                old.sock.close()
+            if connection is None or (not _stale(connection, time.monotonic()) and still_open(connection.sock)):
+                return connection
+            connection.sock.close()
 
-    def _take_stale(self, now: float) -> List[socket.socket]:
-        """Idle connections past the limit (oldest first), out of the pool; under the lock."""
+    def _take_stale(self, now: float) -> List[Connection]:
+        """The oldest idle connections, while past their limit, out of the pool; under the lock (a
+        newer one with a shorter limit of its own is caught at checkout)."""
         stale = []
-        while self._idle and now - self._idle[0][1] > self._idle_limit:
-            stale.append(self._idle.popleft()[0])
+        while self._idle and _stale(self._idle[0], now):
+            stale.append(self._idle.popleft())
         return stale
 
-    def _connect(self, deadline: Deadline) -> Steps[socket.socket]:
+    def _connect(self, deadline: Deadline) -> Steps[Connection]:
         """A new connection, TLS included, in steps: the request keeps ticking while a slow or
-        unreachable upstream takes its time (each of TCP and TLS within the connect timeout)."""
-        sock = yield from connect(self.host, self.port, self.connect_timeout, deadline)
+        unreachable upstream takes its time (each of TCP, the proxy's tunnel and TLS within the
+        connect timeout)."""
+        host, port = (self._proxy.host, self._proxy.port) if self._proxy is not None else (self.host, self.port)
+        sock = yield from connect(host, port, self.connect_timeout, deadline)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small requests, sent at once
+            if self._proxy is not None and self._tls is not None:
+                yield from self._tunnel(sock, self._proxy, deadline)
             if self._tls is not None:
                 sock = yield from handshake(self._tls, sock, self.host, self.connect_timeout, deadline)
         except BaseException:
             sock.close()
             raise
-        return sock
+        return Connection(sock, self._idle_limit)
+
+    def _tunnel(self, sock: socket.socket, proxy: ProxyRoute, deadline: Deadline) -> Steps[None]:
+        """Ask the proxy for a tunnel to the upstream (CONNECT); TLS then goes through it."""
+        authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+        request = h11.Request(method="CONNECT", target=authority, headers=[("Host", authority)] + proxy.headers)
+        sock.settimeout(self.connect_timeout)
+        sock.sendall(protocol.send(request) + protocol.send(h11.EndOfMessage()))
+        head = yield from read_head(sock, protocol, self.connect_timeout, deadline)
+        if not 200 <= head.status < 300:
+            raise UpstreamError(502, f"The outbound proxy refused the tunnel to the upstream: HTTP {head.status}.",
+                                code="upstream_unreachable")
+        if protocol.trailing_data[0]:
+            raise bad_stream("the proxy sent bytes before the tunnel was used")
 
 
-def _send(sock: socket.socket, request: bytes, read_timeout: float, deadline: Deadline) -> Steps[Exchange]:
-    try:
-        sock.settimeout(read_timeout)
-        sock.sendall(request)
-        head, early = yield from read_head(sock, read_timeout, deadline)
-    except BaseException:  # GeneratorExit too: an abandoned call closes its connection
-        sock.close()
-        raise
-    return Exchange(head, sock, early)
+def _stale(connection: Connection, now: float) -> bool:
+    return now - connection.idle_since > connection.idle_limit
 
 
 def _tls_context(ca_bundle: Optional[str]) -> ssl.SSLContext:
@@ -172,30 +230,31 @@ def _tls_context(ca_bundle: Optional[str]) -> ssl.SSLContext:
     return context
 
 
-def _still_open(sock: socket.socket) -> bool:
+def _idle_limit(headers: HTTPHeaderDict, limit: float) -> float:
+    """Our idle limit, or less when the server announced a shorter one (``Keep-Alive: timeout=N``):
+    a second under it, so that we stop using a connection before the server closes it."""
+    announced = _KEEP_ALIVE_TIMEOUT.search(headers.get("Keep-Alive", ""))
+    return min(limit, int(announced.group(1)) - 1.0) if announced else limit
+
+
+def still_open(sock: socket.socket) -> bool:
     """An idle connection with anything to read (the server's FIN, a TLS close_notify) is spent.
-    One non-blocking peek at the raw socket: under gevent, urllib3's poll() for the same question
-    builds and tears down a watcher each time."""
-    sock.settimeout(0.0)
-    raw = getattr(sock, "_sock", sock)  # gevent keeps the real socket there; TLS records are peeked raw
+    A non-blocking peek on a duplicate of its descriptor: the raw bytes, under TLS too (an
+    SSLSocket takes no peek), through the socket API alone."""
     try:
-        _socket.socket.recv(raw, 1, socket.MSG_PEEK)
-    except BlockingIOError:
+        peek = socket.socket(sock.family, sock.type, sock.proto, os.dup(sock.fileno()))
+    except OSError:
+        return False
+    try:
+        peek.settimeout(0.0)
+        peek.recv(1, socket.MSG_PEEK)
+    except (BlockingIOError, socket.timeout):
         return True
     except OSError:
         return False
+    finally:
+        peek.close()
     return False
-
-
-def _request_bytes(method: str, path: str, host: str, headers: Mapping[str, str], body: bytes) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
-    for name, value in headers.items():
-        if _ILLEGAL_IN_HEADER.search(value):
-            # e.g. a client key with a line break: it must never split our request
-            raise ApiError(400, f"The {name} header would contain a line break or NUL.", "invalid_request_error")
-        lines.append(f"{name}: {value}")
-    lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + body
 
 
 # --- the answer's head ---------------------------------------------------------------------------
@@ -207,89 +266,48 @@ class NoAnswer(UpstreamError):
         super().__init__(502, "The upstream closed the connection without answering.", code="upstream_disconnected")
 
 
-def read_head(sock: socket.socket, read_timeout: float, deadline: Deadline) -> Steps[Tuple[ResponseHead, bytes]]:
-    """The final head (1xx interim answers are skipped) and the body bytes read past it."""
-    buffer = yield from _first_bytes(sock, read_timeout, deadline)
+def read_head(sock: socket.socket, protocol: h11.Connection, read_timeout: float,
+              deadline: Deadline) -> Steps[ResponseHead]:
+    """The final head of the answer (1xx interim answers are skipped); the body bytes that came
+    with it stay in ``protocol``."""
+    answered = False
     while True:
-        raw, buffer = yield from _read_until_head_end(sock, buffer, read_timeout, deadline)
-        head = parse_head(raw)
-        if not (100 <= head.status < 200) or head.status == 101:
-            return head, buffer
+        event = next_event(protocol)
+        if event is h11.NEED_DATA:
+            data = yield from _head_bytes(sock, read_timeout, deadline, answered)
+            protocol.receive_data(data)
+            answered = True
+        elif isinstance(event, h11.Response):
+            headers = HTTPHeaderDict()
+            for name, value in event.headers:
+                headers.add(name.decode("latin-1"), value.decode("latin-1"))
+            return ResponseHead(event.status_code, headers)
+        elif isinstance(event, h11.ConnectionClosed):
+            raise NoAnswer()
 
 
-def _first_bytes(sock: socket.socket, read_timeout: float, deadline: Deadline) -> Steps[bytes]:
+def _head_bytes(sock: socket.socket, read_timeout: float, deadline: Deadline, answered: bool) -> Steps[bytes]:
     try:
         data = yield from receive(sock, deadline, read_timeout)
     except ConnectionResetError as exc:
+        if answered:
+            raise
         raise NoAnswer() from exc
-    if not data:
+    if data:
+        return data
+    if not answered:
         raise NoAnswer()
-    return data
+    raise UpstreamError(502, "The upstream closed the connection in the middle of its headers.",
+                        code="upstream_disconnected")
 
 
-def _read_until_head_end(sock: socket.socket, buffer: bytes, read_timeout: float,
-                         deadline: Deadline) -> Steps[Tuple[bytes, bytes]]:
-    searched = 0
-    while True:
-        end = _HEAD_END.search(buffer, searched)
-        if end is not None:
-            return buffer[:end.start()], buffer[end.end():]
-        if len(buffer) > MAX_HEAD:
-            raise bad_head(f"no end of the headers in the first {MAX_HEAD} bytes")
-        searched = max(0, len(buffer) - 3)
-        data = yield from receive(sock, deadline, read_timeout)
-        if not data:
-            raise UpstreamError(502, "The upstream closed the connection in the middle of its headers.",
-                                code="upstream_disconnected")
-        buffer += data
+def next_event(protocol: h11.Connection):
+    """h11's next event; a protocol error of the upstream's is our bad_stream."""
+    try:
+        return protocol.next_event()
+    except h11.RemoteProtocolError as exc:
+        raise bad_stream(str(exc)) from exc
 
 
-def parse_head(raw: bytes) -> ResponseHead:
-    lines = _LINE_END.split(raw)
-    version, status = _status_line(lines[0])
-    headers = HTTPHeaderDict()
-    name = None
-    for line in lines[1:]:
-        if line[:1] in (b" ", b"\t") and name is not None:  # an obsolete folded continuation
-            value = headers.pop(name) + " " + line.strip().decode("latin-1")
-            headers.add(name, value)
-            continue
-        key, colon, value = line.partition(b":")
-        if not colon:
-            continue  # a line that is no header at all: http.client skips these too
-        name = key.strip().decode("latin-1")
-        headers.add(name, value.strip().decode("latin-1"))
-    return ResponseHead(status, headers, _framing(version, status, headers))
-
-
-def _status_line(line: bytes) -> Tuple[bytes, int]:
-    version, _, rest = line.partition(b" ")
-    code = rest[:3]
-    if not version.startswith(b"HTTP/1.") or len(code) != 3 or not code.isdigit() or rest[3:4] not in (b"", b" "):
-        raise bad_head(f"status line {line[:80]!r}")
-    return version, int(code)
-
-
-def _framing(version: bytes, status: int, headers: HTTPHeaderDict) -> Framing:
-    """RFC 9112 section 6.3, for a response to a POST."""
-    tokens = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
-    will_close = "close" in tokens if version == b"HTTP/1.1" else "keep-alive" not in tokens
-    if status < 200 or status in (204, 304):
-        return Framing(False, 0, will_close)
-    coding = headers.get("Transfer-Encoding")
-    if coding is not None:
-        if coding.split(",")[-1].strip().lower() == "chunked":
-            return Framing(True, None, will_close)
-        return Framing(False, None, True)
-    length = headers.get("Content-Length")
-    if length is None:
-        return Framing(False, None, True)
-    sizes = {size.strip() for size in length.split(",")}
-    size = sizes.pop()
-    if sizes or not _DIGITS.fullmatch(size):
-        raise bad_head(f"Content-Length {length[:40]!r}")
-    return Framing(False, int(size), will_close)
-
-
-def bad_head(detail: str) -> UpstreamError:
-    return UpstreamError(502, f"The upstream answered with a malformed HTTP head: {detail}.", code="bad_stream")
+def bad_stream(detail: str) -> UpstreamError:
+    return UpstreamError(502, f"The upstream answered with malformed HTTP: {detail}.", code="bad_stream")
