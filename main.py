@@ -34,7 +34,7 @@ def _check(settings: Settings) -> None:
     from backend_to_api.models import ModelRegistry
 
     # Duplicate model names and a bad gpts.json are config errors: report them before forking.
-    gpt_names(settings, ModelRegistry(settings).names())
+    gpt_names(settings, ModelRegistry(settings).configured_names())
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from .api.access_log import install_access_log
+from .api.audio import audio_blueprint
 from .api.billing import billing_blueprint
 from .api.chat import chat_blueprint
 from .api.errors import register_error_handlers
@@ -41,6 +42,7 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     app.register_blueprint(chat_blueprint(settings.api_prefix))
     app.register_blueprint(models_blueprint(settings.api_prefix))
     app.register_blueprint(images_blueprint(settings.api_prefix))
+    app.register_blueprint(audio_blueprint(settings.api_prefix))
     app.register_blueprint(billing_blueprint(settings.api_prefix))
     app.register_blueprint(health)
     app.register_blueprint(media_files)

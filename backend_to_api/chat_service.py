@@ -9,26 +9,29 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 from .auth.pool import TokenPool, fails_over, no_token_left
 from .auth.tokens import Credentials, TokenResolver
-from .conversation_hider import ConversationHider
-from .errors import ApiError, ClientGone, UpstreamError, empty_reply
+from .conversation_hider import ConversationHider, HideJob, hide_with
+from .errors import ApiError, ClientGone, UpstreamError, bad_request, empty_reply
 from .gpts import GizmoCatalog
 from .limits import RateLimiter
+from .model_catalog import ModelCatalog
 from .models import ModelRegistry, ModelSpec
 from .redact import mask
 from .settings import Settings
-from .sse.events import ActionConfirmation, ConversationId, Event, StreamEnd, UpstreamFailure
+from .sse.events import BOOKKEEPING, ActionConfirmation, Event, StreamEnd, UpstreamFailure
 from .translate.actions import build_action_payload
 from .translate.chat_request import ChatRequest
 from .translate.conversation import build_conversation_payload
-from .translate.uploads import InputFiles
+from .translate.uploads import AccountFiles, InputFiles
 from .upstream.body import UpstreamBody
 from .upstream.client import UpstreamClient
+from .upstream.handoff import HandOff
 from .upstream.reply import WAITING, FollowUp, ReplyStream
 from .upstream.steps import Deadline, Steps
+from .upstream.ws_dial import WebSocketDialer
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,20 @@ class OpenReply:
     started: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class CustomTurn:
+    """A turn whose model and payload the caller decides (image_jobs.py: picture_v2 turns). The
+    payload is built with the account's files (None: uploads unavailable), after a refresh again."""
+
+    model: ModelSpec
+    payload: Callable[[Optional[AccountFiles]], dict]
+
+
 class ChatService:
     def __init__(self, settings: Settings, models: ModelRegistry, tokens: TokenResolver, upstream: UpstreamClient,
                  gpts: GizmoCatalog, files: Optional[InputFiles] = None, metrics=None,
-                 limiter: Optional[RateLimiter] = None, pool: Optional[TokenPool] = None) -> None:
+                 limiter: Optional[RateLimiter] = None, pool: Optional[TokenPool] = None,
+                 catalog: Optional[ModelCatalog] = None, ws_dialer: Optional[WebSocketDialer] = None) -> None:
         self.settings = settings
         self.models = models
         self.tokens = tokens
@@ -66,24 +79,30 @@ class ChatService:
         self.metrics = metrics
         self.limiter = limiter
         self.pool = pool if pool is not None else TokenPool([], None)
-        self._hider: ConversationHider[Tuple[OpenReply, str]] = ConversationHider(self._hide)
+        self.catalog = catalog  # None: the table alone (no discovery)
+        self.ws_dialer = ws_dialer  # None: a reply moved to the upstream's WebSocket is not followed
+        self._hider: ConversationHider[HideJob] = ConversationHider(hide_with(upstream))
 
-    def resolve_model(self, name: str, credentials: Credentials) -> ModelSpec:
-        """A built-in model, else a GPT (whose info may have to be fetched: 404 or 502 if it cannot)."""
+    def resolve_model(self, name: str, credentials: Credentials, access_token: str) -> ModelSpec:
+        """A GPT (whose info may have to be fetched: 404 or 502 if it cannot), else the table's model,
+        else a slug the account's model list has (model_catalog.py), else 404."""
         if self.gpts.is_gpt(name):
             return self.gpts.resolve(name, credentials)
-        return self.models.resolve(name)
+        if self.catalog is None:
+            return self.models.resolve(name)
+        return self.catalog.resolve(name, credentials, access_token)
 
     def open(self, request: ChatRequest, credentials: Optional[Credentials],
-             client_gone: Callable[[], bool] = _never) -> OpenReply:
+             client_gone: Callable[[], bool] = _never, turn: Optional["CustomTurn"] = None) -> OpenReply:
         """Open the reply with the client's credentials, or (None) with tokens from the pool.
-        ``client_gone`` is asked while the first event is awaited (ClientGone when it says yes)."""
+        ``client_gone`` is asked while the first event is awaited (ClientGone when it says yes).
+        ``turn``: the model and payload are the caller's (the images API), not ``request``'s."""
         if credentials is not None:
-            return self._open_with(request, credentials, client_gone)
+            return self._open_with(request, credentials, client_gone, turn)
         last: Optional[ApiError] = None
         for entry in self.pool.candidates():
             try:
-                return self._open_with(request, entry, client_gone)
+                return self._open_with(request, entry, client_gone, turn)
             except ApiError as exc:
                 if not fails_over(exc):
                     raise
@@ -91,21 +110,21 @@ class ChatService:
                 last = exc
         raise no_token_left(last)
 
-    def _open_with(self, request: ChatRequest, credentials: Credentials, client_gone: Callable[[], bool]) -> OpenReply:
+    def _open_with(self, request: ChatRequest, credentials: Credentials, client_gone: Callable[[], bool],
+                   turn: Optional["CustomTurn"] = None) -> OpenReply:
         # The caller's key is checked first: a GPT lookup spends key_for_gpts_info's token, which
-        # a caller with no valid key must not be able to make us do. (Unknown built-in names still
-        # answer 404 first: models.resolve costs nothing.)
-        if not self.gpts.is_gpt(request.model):
-            self.models.resolve(request.model)
+        # a caller with no valid key must not be able to make us do; a name the table lacks needs
+        # the account's model list, fetched with that token.
         access_token = self.tokens.access_token(credentials)  # bad keys fail here, before any call
-        model = self.resolve_model(request.model, credentials)
+        model = turn.model if turn is not None else self.resolve_model(request.model, credentials, access_token)
         opened = OpenReply(model, credentials)
         opened.access_token = access_token
         if self.limiter is not None:
             self.limiter.acquire(_limit_key(credentials), model.slug)
-        payload = self._payload(request, opened)
+        payload = self._payload(request, opened, turn)
         opened.reply = ReplyStream(lambda deadline: self._post(payload, opened, deadline),
-                                   self._action_follow_up(opened), read_timeout=self.settings.upstream_read_timeout)
+                                   self._action_follow_up(opened), read_timeout=self.settings.upstream_read_timeout,
+                                   hand_off=self._hand_off(opened))
         try:
             self._await_first_event(opened, client_gone)
         except BaseException:
@@ -113,21 +132,23 @@ class ChatService:
             raise
         return opened
 
-    def _payload(self, request: ChatRequest, opened: OpenReply) -> dict:
+    def _payload(self, request: ChatRequest, opened: OpenReply, turn: Optional["CustomTurn"]) -> dict:
         """The conversation payload. Uploading its files needs the token: on a 401, refresh once."""
         try:
-            return self._build_payload(request, opened)
+            return self._build_payload(request, opened, turn)
         except UpstreamError as exc:
             if exc.upstream_status != 401:
                 raise
         self._refresh_token(opened)
-        return self._build_payload(request, opened)
+        return self._build_payload(request, opened, turn)
 
-    def _build_payload(self, request: ChatRequest, opened: OpenReply) -> dict:
+    def _build_payload(self, request: ChatRequest, opened: OpenReply, turn: Optional["CustomTurn"]) -> dict:
         credentials = opened.credentials
         files = None
         if self.files is not None and opened.access_token:
             files = self.files.for_account(opened.access_token, credentials.account_id, credentials.key)
+        if turn is not None:
+            return turn.payload(files)
         return build_conversation_payload(
             request, opened.model, hide_history=self.settings.need_delete_conversation_after_response, files=files
         )
@@ -143,6 +164,14 @@ class ChatService:
             return self._post(build_action_payload(confirmation, opened.model, hide), opened, deadline)
 
         return follow_up
+
+    def _hand_off(self, opened: OpenReply) -> Optional[HandOff]:
+        """How this reply follows the upstream to its WebSocket (upstream/handoff.py), with the
+        token the conversation call ended up using."""
+        if self.ws_dialer is None:
+            return None
+        return HandOff(self.upstream, self.ws_dialer,
+                       lambda: self.upstream.headers(opened.access_token, opened.credentials.account_id))
 
     def _post(self, payload: dict, opened: OpenReply, deadline: Deadline) -> Steps[UpstreamBody]:
         """The conversation call, in steps; on a 401 the token is refreshed once (blocking: as the
@@ -192,15 +221,7 @@ class ChatService:
         """Hide the conversation upstream, off the response path (the client already has its answer)."""
         if not (self.settings.need_delete_conversation_after_response and conversation_id):
             return
-        self._hider.submit((opened, conversation_id))
-
-    def _hide(self, job: Tuple[OpenReply, str]) -> None:
-        opened, conversation_id = job
-        try:
-            ok = self.upstream.hide_conversation(conversation_id, opened.access_token, opened.credentials.account_id)
-            log.debug("hid conversation %s: %s", conversation_id, ok)
-        except UpstreamError as exc:
-            log.warning("could not hide conversation %s: %s", conversation_id, exc.message)
+        self._hider.submit(HideJob(conversation_id, opened.access_token, opened.credentials.account_id))
 
 
 def _limit_key(credentials: Credentials) -> str:
@@ -209,12 +230,14 @@ def _limit_key(credentials: Credentials) -> str:
 
 
 def _is_real(event: Event) -> bool:
-    return not isinstance(event, ConversationId)
+    return not isinstance(event, BOOKKEEPING)  # the conversation id, the model's name, a hand-off topic
 
 
 def _raise_if_failed_first(events: List[Event]) -> None:
     """If the first real thing the upstream said is an error, answer it as an HTTP error."""
     for event in events:
+        if isinstance(event, UpstreamFailure) and event.code == "content_policy_violation":
+            raise bad_request(event.message, code=event.code)  # a blocked turn: OpenAI's answer to it
         if isinstance(event, UpstreamFailure):
             raise UpstreamError(502, f"The upstream failed: {event.message}", code=event.code or "upstream_error")
         if isinstance(event, StreamEnd):

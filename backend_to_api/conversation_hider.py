@@ -11,7 +11,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Callable, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Callable, Generic, Optional, TypeVar
+
+from .errors import UpstreamError
+from .upstream.path_segments import segment
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +61,31 @@ class ConversationHider(Generic[Job]):
                 self._hide(job)
             except Exception:  # one failed hide must not stop the others
                 log.exception("hiding a conversation failed")
+
+
+@dataclass(frozen=True)
+class HideJob:
+    """One conversation to hide, with the token the upstream accepted for it."""
+
+    conversation_id: str
+    access_token: str
+    account_id: Optional[str] = None
+
+
+def hide_with(upstream) -> Callable[[HideJob], None]:
+    """The hide call for a ConversationHider of HideJobs (``upstream``: an UpstreamClient): a
+    failure is logged, never raised (nobody waits for it)."""
+
+    def hide(job: HideJob) -> None:
+        try:
+            segment(job.conversation_id)  # the upstream's word: it must not change the path we PATCH
+        except ValueError as exc:
+            log.warning("not hiding conversation: %s", exc)
+            return
+        try:
+            ok = upstream.hide_conversation(job.conversation_id, job.access_token, job.account_id)
+            log.debug("hid conversation %s: %s", job.conversation_id, ok)
+        except UpstreamError as exc:
+            log.warning("could not hide conversation %s: %s", job.conversation_id, exc.message)
+
+    return hide

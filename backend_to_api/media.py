@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import urllib3
@@ -71,16 +71,31 @@ class MediaResolver:
         self._access_token = access_token
         self._account_id = account_id
 
-    def image_url(self, file_id: str) -> Optional[str]:
+    def image_url(self, file_id: str, scheme: str = "file-service",
+                  conversation_id: Optional[str] = None) -> Optional[str]:
         """The URL to show for an upstream image file id, or None when it cannot be had."""
-        image = self.image(file_id, keep_bytes=False)
+        if scheme == "sediment":
+            image = self.sediment_image(conversation_id, file_id, keep_bytes=False)
+        else:
+            image = self.image(file_id, keep_bytes=False)
         return image.url if image is not None else None
 
     def image(self, file_id: str, keep_bytes: bool = True) -> Optional["FetchedImage"]:
         """The image behind an upstream file id: its URL to show and (unless linked upstream only
         and not asked for) its bytes. None when it cannot be had."""
+        return self._image(lambda: f"/backend-api/files/{_id(file_id)}/download", file_id, keep_bytes)
+
+    def sediment_image(self, conversation_id: Optional[str], file_id: str,
+                       keep_bytes: bool = True) -> Optional["FetchedImage"]:
+        """A ``sediment://`` image (the picture_v2 model's): its link is asked of the conversation
+        that made it (spec backend-api-2026.md 3.7). None when it cannot be had."""
+        return self._image(
+            lambda: f"/backend-api/conversation/{_id(conversation_id)}/attachment/{_id(file_id)}/download",
+            file_id, keep_bytes)
+
+    def _image(self, link_path: Callable[[], str], file_id: str, keep_bytes: bool) -> Optional["FetchedImage"]:
         try:
-            download_url = self._download_url(f"/backend-api/files/{_id(file_id)}/download")
+            download_url = self._download_url(link_path())
             if self.config.use_upstream_urls:
                 return FetchedImage(download_url, self._fetch(download_url) if keep_bytes else b"")
             data = self._fetch(download_url)

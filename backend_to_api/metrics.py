@@ -25,7 +25,7 @@ UPSTREAM_ERROR_KINDS = frozenset({
     "gizmo_key_failed", "gizmo_key_missing", "incomplete_stream", "internal_error", "invalid_api_key",
     "midstream", "model_not_found", "rate_limit_exceeded", "refresh_busy", "refresh_unavailable",
     "server_overloaded", "upload_failed", "upstream_disconnected", "upstream_error", "upstream_forbidden",
-    "upstream_not_a_stream", "upstream_not_found", "upstream_timeout", "upstream_unreachable",
+    "upstream_handoff_failed", "upstream_not_a_stream", "upstream_not_found", "upstream_timeout", "upstream_unreachable",
 })
 OTHER = "other"
 

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 DEFAULT_DALLE_PREFIX = (
     "请严格按照我接下来的要求完成绘图任务，如果我没有明确给出绘图指令，请根据我的文字描述绘制对应的图片："
@@ -21,6 +21,25 @@ DEFAULT_DALLE_PREFIX = (
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message names the key."""
+
+
+class ConfigObject(Mapping):
+    """A JSON object of the config, read-only (and hashable, so it can be a field's default)."""
+
+    def __init__(self, data: Optional[Mapping[str, Any]] = None) -> None:
+        self._data = dict(data or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self._data, sort_keys=True, default=str))
 
 
 def _key(name: str, default: Any, **meta: Any) -> Any:
@@ -90,6 +109,10 @@ class Settings:
     keep_alive_interval: float = _key("keep_alive_interval", 5.0, min=0.1)
     # The whole of a non-stream reply, from the request's arrival (beyond it: 504).
     non_stream_deadline: float = _key("non_stream_deadline", 300.0, min=1)
+    # An image that arrives after its turn (picture_v2 async task, spec 3.7) is looked for in the
+    # stored conversation this often, for this long in all (beyond it: 504); within non_stream_deadline.
+    image_poll_interval: float = _key("image_poll_interval", 2.0, min=0.05)
+    image_poll_timeout: float = _key("image_poll_timeout", 90.0, min=0)
     # Largest request body accepted (beyond it: 413); images arrive base64-encoded inside it.
     max_request_bytes: int = _key("max_request_bytes", 50 * 1024 * 1024, min=1024)
     # Images and files in one request (beyond it: 400).
@@ -128,6 +151,9 @@ class Settings:
     gpt_4_o_mini_new_name: str = _key("gpt_4_o_mini_new_name", "gpt-4o-mini")
     o1_preview_new_name: str = _key("o1_preview_new_name", "o1-preview")
     o1_mini_new_name: str = _key("o1_mini_new_name", "o1-mini")
+    # The model table over the built-in one (models.py): {"name": {"slug", "aliases", "hints",
+    # "thinking_effort", "thinking", "reasoning", "tokenizer"}, "built-in name": null removes it}.
+    models: ConfigObject = _key("models", ConfigObject())
     need_delete_conversation_after_response: bool = _key(
         "need_delete_conversation_after_response", False
     )
@@ -284,5 +310,15 @@ def _to_str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-_COERCERS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
-_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+def _to_object(value: Any) -> ConfigObject:
+    """A JSON object from config.json, or the text of one from the environment."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, Mapping):
+        raise ValueError(value)
+    return ConfigObject(value)
+
+
+_COERCERS = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str, ConfigObject: _to_object}
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               ConfigObject: "a JSON object"}

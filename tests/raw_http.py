@@ -17,13 +17,16 @@ class RawServer:
     """Answers each request on a connection with the next canned response; counts connections and
     keeps each request's bytes."""
 
-    def __init__(self, responses):
+    def __init__(self, responses, tls=None):
+        """``tls``: an ssl.SSLContext to serve with (each connection's handshake then runs at accept)."""
         self.responses = list(responses)
         self.connections = 0
         self.requests = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"  # as an upstream for a Proxy
+        if tls is not None:
+            self.listener = tls.wrap_socket(self.listener, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"  # as an upstream for a Proxy
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):

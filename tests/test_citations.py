@@ -118,7 +118,7 @@ class FakeMedia:
     def __init__(self) -> None:
         self.calls: list = []
 
-    def image_url(self, file_id: str) -> Optional[str]:
+    def image_url(self, file_id: str, scheme: str = "file-service", conversation_id=None) -> Optional[str]:
         self.calls.append(file_id)
         return None if file_id.startswith("file-missing") else f"https://b2a.example/images/{file_id}.png"
 

@@ -36,7 +36,8 @@ def test_url_images_are_served_byte_for_byte(image_proxy, emulator):
     assert image.revised_prompt == DALLE_PROMPT["prompt"]
     served = requests.get(image.url, timeout=10)
     assert served.status_code == 200 and served.content == blob(emulator, "file-api-url")
-    assert emulator.conversations()[-1]["json"]["model"] == "gpt-4o"  # dall-e-3 drawn by gpt-4o
+    sent = emulator.conversations()[-1]["json"]
+    assert sent["model"] == "auto" and sent["system_hints"] == ["picture_v2"]  # dall-e-3: today's image flow
 
 
 def test_b64_json_as_nextchat_sends_it(image_proxy, emulator):
@@ -61,7 +62,7 @@ def test_prefix_and_size_reach_the_upstream(start_proxy, emulator):
 
 def test_no_image_is_an_error_not_an_empty_200(image_proxy):
     response = requests.post(image_proxy.url + "/v1/images/generations", headers={"Authorization": "Bearer rt-img"},
-                             json={"prompt": directive(text="I can't draw that.")}, timeout=30)
+                             json={"model": "gpt-4o", "prompt": directive(text="I can't draw that.")}, timeout=30)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "image_generation_failed" and "I can't draw that." in error["message"]

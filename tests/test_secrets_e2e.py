@@ -76,7 +76,7 @@ def test_gunicorn_logs_scrub_tokens_too(start_proxy):
     for request in (bad_line, bad_header):
         assert raw_exchange(proxy, request.encode()).startswith(b"HTTP/1.1 400")
     assert requests.get(f"{proxy.url}/v1/{jwt}/{refresh_token}?key={jwt}", timeout=5).status_code == 404
-    wait_until(lambda: proxy.logs().count("Invalid request from ip=") == 2 and f"/v1/[redacted]" in proxy.logs(),
+    wait_until(lambda: proxy.logs().count("Invalid request from ip=") == 2 and "/v1/[redacted]" in proxy.logs(),
                timeout=5, what="gunicorn's and our log lines")
     logs = proxy.logs()
     assert jwt not in logs and refresh_token not in logs

@@ -16,6 +16,7 @@ from backend_to_api.sse.events import (
     Finish,
     ImagePointer,
     MessageFinished,
+    ModelSlug,
     StreamEnd,
     TextDelta,
     ToolOutputDelta,
@@ -180,7 +181,7 @@ def test_cumulative_reply_reproduces_the_text_exactly():
     events = run(cumulative_stream([JOKE]))
     assert joined(events, TextDelta) == JOKE.text
     assert [type(e) for e in events if not isinstance(e, TextDelta)] == [
-        ConversationId, MessageFinished, Finish, StreamEnd
+        ConversationId, ModelSlug, MessageFinished, Finish, StreamEnd
     ]
     assert events[0] == ConversationId(CID)
     assert Finish("stop") in events and MessageFinished("a-1", "assistant") in events
@@ -322,6 +323,7 @@ def test_message_delivered_only_as_a_finished_event_yields_its_full_text():
     events = feed_all(data(envelope(message(spec, spec.text, "finished_successfully", final=True))))
     assert events == [
         ConversationId(CID),
+        ModelSlug("gpt-4o"),
         TextDelta(spec.text, "a-1"),
         MessageFinished("a-1", "assistant"),
         Finish("stop"),

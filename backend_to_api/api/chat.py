@@ -55,7 +55,7 @@ def _context(opened, chat_request, client_gone: Callable[[], bool]) -> ReplyCont
     settings = services().settings
     encoding = opened.model.family.tokenizer
     return ReplyContext(
-        factory=ChunkFactory(chat_request.model, chat_request.include_usage),
+        factory=ChunkFactory(chat_request.model, chat_request.include_usage, sent_slug=opened.model.slug),
         renderer=ReplyRenderer(settings.bot_mode, media_resolver(opened)),
         prompt_tokens=lambda: count_prompt(chat_request.messages, encoding),
         encoding=encoding,

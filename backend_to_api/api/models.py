@@ -1,10 +1,16 @@
-"""GET /v1/models: every configured name and alias (GPTs from gpts.json included), in OpenAI's list shape."""
+"""GET /v1/models: what the caller's account can use (model_catalog.py: the table's names and
+aliases whose slug its model list has, the operator's own entries, the account's other slugs),
+plus the GPTs of gpts.json, in OpenAI's list shape. Without a known account, the whole table."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from typing import List, Optional
 
-from ..errors import model_not_found
-from . import require_api_key, services
+from flask import Blueprint, jsonify, request
+
+from ..auth.tokens import Credentials, parse_bearer
+from ..errors import ApiError, model_not_found
+from . import client_credentials, services
+from .images import IMAGE_MODEL_NAMES
 
 CREATED = 1700000000  # a fixed date: clients only need an int
 
@@ -20,22 +26,37 @@ def _model(name: str) -> dict:
     return {"id": name, "object": "model", "created": CREATED, "owned_by": "backend-to-api"}
 
 
-def _names() -> list:
+def _account() -> Optional[Credentials]:
+    """Whose model list to show: the caller's token, or with api_keys the pool's first one (401 for a
+    wrong key, as before); None (the table) when the open service is called without a token."""
     svc = services()
-    names = svc.models.names() + svc.gpts.names()
-    # /v1/images/generations serves dall-e-3 through gpt-4o when no alias claims it (api/images.py).
-    if "dall-e-3" not in names and svc.models.family_names("gpt-4o"):
-        names.append("dall-e-3")
-    return names
+    if svc.api_keys.enabled:
+        client_credentials()
+        return svc.chat.pool.entries[0]
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    try:
+        return parse_bearer(header, request.headers.get("ChatGPT-Account-ID"))
+    except ApiError:
+        return None  # listing stays open, as it was: a malformed key just gets the table
+
+
+def _names() -> List[str]:
+    svc = services()
+    names = svc.chat.catalog.names(_account()) + svc.gpts.names()
+    # /v1/images/* serves OpenAI's image model names with today's image model unless an alias
+    # claims one (api/images.py), whatever the account's chat models are.
+    names += [name for name in IMAGE_MODEL_NAMES if name not in names]
+    return list(dict.fromkeys(names))  # a GPT may reuse a built-in name (it wins): listed once
 
 
 def list_models():
-    require_api_key()
     return jsonify({"object": "list", "data": [_model(name) for name in _names()]})
 
 
 def get_model(model: str):
-    require_api_key()
-    if model not in _names():
+    # A table name is there in any spelling (gpt-5.2 = gpt-5-2), even one the account's list lacks.
+    if model not in _names() and services().models.find(model) is None:
         raise model_not_found(model)
     return jsonify(_model(model))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
 
 from ..errors import ApiError, unauthorized
 from ..redact import fingerprint, mask
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 DEAD_FOR = 3600.0  # a token whose refresh was refused is left alone this long
 # Failures that say something about the token or the upstream, not about the request.
 FAIL_OVER_STATUSES = (401, 403, 429, 500, 502, 503, 504)
+
+Result = TypeVar("Result")
 
 
 def parse_pool(value: str) -> List[Credentials]:
@@ -78,6 +80,24 @@ class TokenPool:
 
 def fails_over(error: ApiError) -> bool:
     return error.status in FAIL_OVER_STATUSES
+
+
+def with_failover(pool: TokenPool, credentials: Optional[Credentials],
+                  action: Callable[[Credentials], Result]) -> Result:
+    """``action`` with the client's credentials, or (None) with the pool's tokens in turn, moving on
+    when one fails in a way another token may not (``action`` must fail before the client got anything)."""
+    if credentials is not None:
+        return action(credentials)
+    last: Optional[ApiError] = None
+    for entry in pool.candidates():
+        try:
+            return action(entry)
+        except ApiError as exc:
+            if not fails_over(exc):
+                raise
+            pool.failed(entry, exc)
+            last = exc
+    raise no_token_left(last)
 
 
 def no_token_left(last: Optional[ApiError]) -> ApiError:

@@ -25,12 +25,25 @@ def sse(payload: dict) -> bytes:
 class ChunkFactory:
     """Chunks of one completion: shared id, created and model."""
 
-    def __init__(self, model: str, include_usage: bool = False) -> None:
+    def __init__(self, model: str, include_usage: bool = False, sent_slug: Optional[str] = None) -> None:
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
-        self.model = model
+        self.model = self.requested = model
+        self.sent_slug = sent_slug  # the upstream slug the request asked for
         # With stream_options.include_usage, OpenAI's other chunks carry "usage": null.
         self.include_usage = include_usage
+        self._prepare_content()
+
+    def answered_by(self, slug: str) -> None:
+        """The upstream named the model that answers: later chunks (and the completion) say it.
+        The slug we asked for keeps the client's own name (``gpt-4.1`` stays that, not ``gpt-4-1``);
+        another one is a different model (``auto`` routed, a downgrade) and is shown as it is."""
+        model = self.requested if slug == self.sent_slug else slug
+        if model != self.model:
+            self.model = model
+            self._prepare_content()
+
+    def _prepare_content(self) -> None:
         # A content chunk differs from the next only in its text: serialize the rest once, around
         # the text's place (every streamed delta goes through here).
         empty = sse(self.chunk({"content": ""}))

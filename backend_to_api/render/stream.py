@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Callable, Iterator, List, Optional
 
-from ..errors import ApiError, ClientGone, UpstreamError, empty_reply, upstream_timeout
-from ..sse.events import ReasoningDelta, StreamEnd
+from ..errors import ApiError, ClientGone, UpstreamError, bad_request, empty_reply, upstream_timeout
+from ..sse.events import ModelSlug, ReasoningDelta, StreamEnd
 from ..upstream.reply import WAITING
 from .chunks import DONE, KEEP_ALIVE, ChunkFactory
 from .text import ReplyRenderer
@@ -80,7 +80,9 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
     for each (SSE clients read events, not writes).
     """
     renderer = context.renderer
-    writes = _Writes(context.factory.role())  # the role goes with the events read while waiting
+    # The role chunk goes with the events read while waiting, and is made after them: when they
+    # name the answering model (they usually do), the first chunk says it like all the others.
+    writes = _Writes(context.factory.role)
 
     def on_idle() -> Optional[bytes]:
         if time.monotonic() - writes.last >= context.keep_alive_interval:
@@ -103,7 +105,7 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
                     time.sleep(context.sleep_between_chunks)
                 if renderer.state.failure is not None:
                     break
-            if writes.pending:
+            if writes.pending or writes.role_due:
                 yield writes.take()
             if renderer.state.failure is not None:
                 break
@@ -119,14 +121,23 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
 
 
 class _Writes:
-    """Chunks waiting to go out together, and when the client was last written to."""
+    """Chunks waiting to go out together, and when the client was last written to; the first write
+    starts with the role chunk, made then."""
 
-    def __init__(self, first: bytes) -> None:
-        self.pending: List[bytes] = [first]
+    def __init__(self, role: Callable[[], bytes]) -> None:
+        self.pending: List[bytes] = []
         self.last = time.monotonic()
+        self._role: Optional[Callable[[], bytes]] = role
+
+    @property
+    def role_due(self) -> bool:
+        return self._role is not None
 
     def take(self) -> bytes:
         pending, self.pending = self.pending, []
+        if self._role is not None:
+            pending.insert(0, self._role())
+            self._role = None
         self.last = time.monotonic()
         return pending[0] if len(pending) == 1 else b"".join(pending)
 
@@ -135,6 +146,9 @@ def _chunks(context: ReplyContext, event) -> List[bytes]:
     """The chunks one event renders to (none for most bookkeeping events)."""
     if isinstance(event, ReasoningDelta):
         return list(context.factory.reasoning(context.renderer.reasoning(event)))
+    if isinstance(event, ModelSlug):
+        context.factory.answered_by(event.slug)
+        return []
     text = context.renderer.render(event)
     return list(context.factory.content(text)) if text else []
 
@@ -172,12 +186,17 @@ def complete_reply(opened, context: ReplyContext, deadline: Optional[float] = No
     for event in _events(opened, context, past_deadline):
         if isinstance(event, ReasoningDelta):
             renderer.reasoning(event)
+        elif isinstance(event, ModelSlug):
+            context.factory.answered_by(event.slug)
         elif event is not None:
             renderer.render(event)
         if renderer.state.failure is not None:
             break
         past_deadline()
     renderer.finish()
+    failure = renderer.state.failure
+    if failure is not None and failure.code == "content_policy_violation":
+        raise bad_request(failure.message, code=failure.code)  # a blocked turn: OpenAI's answer to it
     reason = incomplete(context)
     if reason is not None:
         raise UpstreamError(502, f"The upstream failed mid-reply: {reason}", code="upstream_error")

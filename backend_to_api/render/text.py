@@ -19,7 +19,7 @@ from ..sse.events import (
     CodeDelta, ConversationId, Event, Finish, ImagePointer, MessageFinished, StreamEnd, TextDelta,
     ToolOutputDelta, UpstreamFailure,
 )
-from ..sse.events import ReasoningDelta
+from ..sse.events import HandOff, ReasoningDelta, is_thinking
 from .assistant_text import AssistantText
 from .images import image_style, image_text
 
@@ -39,6 +39,7 @@ class ReplyState:
     finish_seen: bool = False
     produced: List[str] = field(default_factory=list)
     reasoning: List[str] = field(default_factory=list)  # a reasoning model's visible thinking
+    handoff_topics: List[str] = field(default_factory=list)  # WebSocket topics the reply moved to
 
     @property
     def text(self) -> str:
@@ -90,7 +91,7 @@ class ReplyRenderer:
         the body then ends without [DONE] or finish_details (some mirrors send neither)."""
         message = event.message
         if (event.role == "assistant" and message.get("recipient") in (None, "all")
-                and message.get("end_turn") is not False):
+                and message.get("end_turn") is not False and not is_thinking(message)):
             self.state.finish_seen = True
 
     def _record(self, event: Event) -> None:
@@ -104,6 +105,8 @@ class ReplyRenderer:
             state.failure = event
         elif isinstance(event, StreamEnd):
             state.saw_end = True
+        elif isinstance(event, HandOff):
+            state.handoff_topics.append(event.topic_id)
 
     def _code(self, text: str) -> str:
         if not self.show_tools or not text:
@@ -128,7 +131,8 @@ class ReplyRenderer:
     def _image(self, event: ImagePointer) -> str:
         if self._image_style is None:
             return ""
-        url = self._media.image_url(event.file_id) if self._media is not None else None
+        url = (self._media.image_url(event.file_id, event.scheme, self.state.conversation_id)
+               if self._media is not None else None)
         return self._close_block() + image_text(url, self._image_style, bool(self.state.produced))
 
     def _sandbox_url(self, message_id: str, path: str) -> Optional[str]:

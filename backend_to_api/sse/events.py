@@ -30,7 +30,8 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class ReasoningDelta:
-    """New visible thinking of a reasoning model (o1 ``thoughts``), for ``reasoning_content``."""
+    """New visible thinking, for ``reasoning_content``: a ``thoughts`` message (o1, gpt-5 thinking;
+    its summaries and contents) or the text of an ``analysis``-channel message (spec 2026, 3.5)."""
 
     text: str
     message_id: str
@@ -72,13 +73,16 @@ class ToolOutputDelta:
 
 @dataclass(frozen=True)
 class ImagePointer:
-    """An image a tool produced (DALL-E part, python output), as an upstream ``file-service://`` id.
+    """An image a tool produced (DALL-E or picture_v2 part, python output), as an upstream file id
+    and its pointer's scheme: ``file-service`` or ``sediment`` (picture_v2's, fetched through the
+    conversation that made it). Partial previews are not reported.
 
     Reported once per file id per message; the renderer turns it into a link the user can open.
     """
 
     file_id: str
     message_id: str
+    scheme: str = "file-service"
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,24 @@ class UpstreamFailure:
 
 
 @dataclass(frozen=True)
+class ModelSlug:
+    """The model that answers, as the upstream names it (``message.metadata.model_slug`` or
+    ``server_ste_metadata.metadata.model_slug``): reported when first seen and when it changes."""
+
+    slug: str
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """The upstream moves the rest of the reply to its WebSocket (``stream_handoff``, spec 2026 3.6):
+    the topic to subscribe to. Nothing of it is text. ``derived``: not named by the upstream but
+    made from ``server_ste_metadata``'s turn_exchange_id, as [A] does (a named topic wins)."""
+
+    topic_id: str
+    derived: bool = False
+
+
+@dataclass(frozen=True)
 class StreamEnd:
     """The upstream sent ``[DONE]``. A stream that ends without it produces no StreamEnd."""
 
@@ -121,5 +143,21 @@ Event = Union[
     MessageFinished,
     Finish,
     UpstreamFailure,
+    ModelSlug,
+    HandOff,
     StreamEnd,
 ]
+
+BOOKKEEPING = (ConversationId, ModelSlug, HandOff)
+"""Events that say nothing about whether the upstream is answering (the reply's metadata; a
+hand-off topic: the answer is still to come, on the WebSocket, and a failure there is still an HTTP error)."""
+
+THINKING_CONTENT_TYPES = ("thoughts", "reasoning_recap")
+
+
+def is_thinking(message: Mapping[str, Any]) -> bool:
+    """A message of the model's thinking rather than its answer: ``thoughts`` or the recap that
+    closes them, or any message on the ``analysis`` channel. Such a message never ends the turn."""
+    content = message.get("content")
+    content_type = content.get("content_type") if isinstance(content, dict) else None
+    return message.get("channel") == "analysis" or content_type in THINKING_CONTENT_TYPES

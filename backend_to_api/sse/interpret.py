@@ -7,6 +7,13 @@ same snapshot logic, so both encodings share one code path and produce identical
 State is kept per message id, because one turn holds several messages (assistant text, code addressed
 to a tool, the tool's output, more assistant text) and each one's text starts from empty.
 
+The 2026 stream (spec backend-api-2026.md, section 3) adds typed events (``{"type": ...}``): each
+is either read on purpose (``server_ste_metadata``: the model that answered; ``stream_handoff``: the
+WebSocket topic; a blocking ``moderation``: a failure) or ignored on purpose (``_SILENT_TYPES``);
+none is ever text. Thinking (``thoughts`` content, the ``analysis`` channel) is ReasoningDelta;
+the ``reasoning_recap`` caption ("Thought for 8s") is dropped: it is the page's chrome, not thinking.
+A ``data:`` line may hold several JSON values back to back; each is interpreted in turn.
+
 Robustness: odd-but-valid JSON (missing keys, wrong types, unknown shapes) is noise and yields
 nothing; a v1 frame that cannot be applied yields ``UpstreamFailure(code="bad_delta")``, because
 text after it could silently lack characters. Nothing raises from ``feed``.
@@ -25,13 +32,16 @@ from backend_to_api.sse.events import (
     ConversationId,
     Event,
     Finish,
+    HandOff,
     ImagePointer,
     MessageFinished,
+    ModelSlug,
     ReasoningDelta,
     StreamEnd,
     TextDelta,
     ToolOutputDelta,
     UpstreamFailure,
+    is_thinking,
 )
 from backend_to_api.sse.patch import DeltaDocument, PatchError
 
@@ -41,7 +51,14 @@ _FINISH_REASONS = {"stop": "stop", "interrupted": "stop", "max_tokens": "length"
 _TEXT_TYPES = ("text", "multimodal_text")
 _OP_KEYS = ("o", "p", "v")
 _MAX_FAILURE_CHARS = 500
-_FILE_SERVICE = "file-service://"
+_IMAGE_SCHEMES = ("file-service", "sediment")  # sediment: picture_v2's newer pointers
+# Typed events that carry nothing a client needs: message markers (first/last token),
+# the end-of-turn marker before [DONE], the title, the account's banners and limits, the echo of
+# the user's message, a token to resume the stream later (we never do).
+_SILENT_TYPES = frozenset(("message_marker", "message_stream_complete", "title_generation",
+                           "conversation_detail_metadata", "input_message", "resume_conversation_token"))
+_BLOCKED = UpstreamFailure("The upstream's moderation blocked this reply (content policy).",
+                           "content_policy_violation")
 
 
 class ReplyInterpreter:
@@ -58,6 +75,7 @@ class ReplyInterpreter:
         self._conversation: Optional[str] = None
         self._confirmations_sent: set[str] = set()  # message ids whose action confirmation was reported
         self._images_sent: set[tuple[str, str]] = set()  # (message id, file id)
+        self._model_slug = ""  # the answering model last reported
         self.said_done = False  # [DONE] came: the upstream has nothing more to say
 
     def feed(self, sse: ServerSentEvent) -> list[Event]:
@@ -69,13 +87,26 @@ class ReplyInterpreter:
             self.said_done = True
             return [StreamEnd()]
         payload = _parse_json(raw)
-        if sse.event == "delta_encoding":
+        if payload is _NOT_JSON:  # rare: perhaps several values on one line ({"v":"a"}{"v":"b"})
+            events: list[Event] = []
+            event = sse.event
+            for value in _json_values(raw):
+                events += self._interpret(event, value, raw)
+                # "v1" then frames: only the first value is the encoding
+                event = None if event == "delta_encoding" else event
+            return events
+        return self._interpret(sse.event, payload, raw)
+
+    def _interpret(self, event: Optional[str], payload: Any, raw: bytes) -> list[Event]:
+        if event == "delta_encoding":
             return self._set_encoding(payload, raw)
-        if self._is_delta(sse.event, payload):
+        if self._is_delta(event, payload):
             return self._apply_delta(payload)
-        if isinstance(payload, dict):
-            return self._snapshot(payload)
-        return []
+        if not isinstance(payload, dict):
+            return []
+        if event == "server_ste_metadata":  # the event name alone says it (spec 3.3)
+            return self._typed("server_ste_metadata", payload)
+        return self._snapshot(payload)
 
     def _set_encoding(self, payload: Any, raw: bytes) -> list[Event]:
         if payload == "v1" or raw.strip() == b"v1":
@@ -86,8 +117,10 @@ class ReplyInterpreter:
     def _is_delta(self, event: Optional[str], payload: Any) -> bool:
         if event != "delta" and not self._delta_mode:
             return False
-        # In v1 mode plain `data:` objects carrying "message" are whole snapshots, not operations.
-        return isinstance(payload, dict) and "message" not in payload and any(k in payload for k in _OP_KEYS)
+        # In v1 mode plain `data:` objects carrying "message" are whole snapshots, not operations,
+        # and typed events ("type") never are.
+        return (isinstance(payload, dict) and "message" not in payload and "type" not in payload
+                and any(k in payload for k in _OP_KEYS))
 
     def _apply_delta(self, frame: Any) -> list[Event]:
         try:
@@ -102,15 +135,38 @@ class ReplyInterpreter:
         message = payload.get("message")
         has_message = isinstance(message, dict)
         kind = payload.get("type")
-        # Typed side channels (moderation, title_generation, message_stream_complete, ...) are noise,
-        # even when they carry an "error" about their own feature, unless the type is an error.
-        if isinstance(kind, str) and not has_message and kind != "error":
-            return []
+        # Typed side channels are never text, even when they carry an "error" about their own
+        # feature (a failed title), unless the type is an error.
+        if isinstance(kind, str) and not has_message:
+            return self._typed(kind, payload)
         events = self._failure(_failure_in(payload))
         events += self._conversation_id(payload.get("conversation_id"))
         if isinstance(message, dict):
             events += self._message(message)
         return events
+
+    def _typed(self, kind: str, payload: Mapping[str, Any]) -> list[Event]:
+        """A typed event (spec 2026, 3.3): what it means, or nothing on purpose."""
+        if kind in _SILENT_TYPES:
+            return []
+        if kind == "error":  # {"type": "error", "error"|"detail"|"message": ..., "code"?}
+            return self._failure(_failure_in(payload) or _failure_from(payload, 0))
+        if kind == "server_ste_metadata":
+            metadata = _mapping(payload.get("metadata"))
+            return self._model(metadata.get("model_slug")) + _turn_topic(metadata.get("turn_exchange_id"))
+        if kind == "stream_handoff":
+            return _hand_offs(payload.get("options"))
+        if kind == "moderation" and _mapping(payload.get("moderation_response")).get("blocked") is True:
+            # A blocked turn: the page hides the text and shows a policy notice. Silence would be an
+            # empty or cut reply with no reason; the client gets the reason as an error instead.
+            return self._failure(_BLOCKED)
+        return []  # moderation that only flags (the page shows the text), types nobody has seen yet
+
+    def _model(self, slug: Any) -> list[Event]:
+        if not isinstance(slug, str) or not slug or slug == self._model_slug:
+            return []
+        self._model_slug = slug
+        return [ModelSlug(slug)]
 
     def _failure(self, failure: Optional[UpstreamFailure]) -> list[Event]:
         # A v1 document keeps its "error" field for every later frame: report each error once.
@@ -132,7 +188,9 @@ class ReplyInterpreter:
         if role not in ("assistant", "tool"):  # user/system: the echo of our request; others unknown
             return []
         message_id = _str(message.get("id"))
-        events = self._delta(message, message_id, role, _str(author.get("name")))
+        slug = _mapping(message.get("metadata")).get("model_slug") if role == "assistant" else None
+        events = self._model(slug) if slug is not None and slug != self._model_slug else []
+        events += self._delta(message, message_id, role, _str(author.get("name")))
         if role == "tool":
             events += self._images(message, message_id)
         if _str(message.get("status")).startswith("finished") and message_id not in self._finished:
@@ -147,12 +205,14 @@ class ReplyInterpreter:
         content_type = _str(content.get("content_type"))
         recipient = message.get("recipient")
         if role == "assistant" and content_type == "thoughts":
-            return self._reasoning(message_id, content)
+            return self._reasoning(message_id, _thoughts_text(content))
         if role == "assistant" and content_type not in _TEXT_TYPES and content_type != "code":
-            return []  # other assistant content (thoughts, recaps, ...): not text for anyone
+            return []  # other assistant content (reasoning_recap, ...): not text for anyone
         text = self._advance(message_id, _content_text(content))
         if not text:
             return []
+        if role == "assistant" and message.get("channel") == "analysis":
+            return [ReasoningDelta(text, message_id)]  # gpt-5 / o3 thinking on its own channel
         if role == "tool":
             return [ToolOutputDelta(text, message_id, name, content_type, message)]
         if content_type in _TEXT_TYPES and recipient in (None, "all"):
@@ -163,10 +223,10 @@ class ReplyInterpreter:
     def _images(self, message: Mapping[str, Any], message_id: str) -> list[Event]:
         """Each image pointer of a tool message, once (a tool message is re-sent as it grows)."""
         events: list[Event] = []
-        for file_id in _image_file_ids(message):
+        for scheme, file_id in _image_file_ids(message):
             if (message_id, file_id) not in self._images_sent:
                 self._images_sent.add((message_id, file_id))
-                events.append(ImagePointer(file_id, message_id))
+                events.append(ImagePointer(file_id, message_id, scheme))
         return events
 
     def _confirmation(self, message: Mapping[str, Any], message_id: str, role: str,
@@ -187,9 +247,9 @@ class ReplyInterpreter:
                                            _str(allow.get("operation_hash")), self._conversation)]
         return []
 
-    def _reasoning(self, message_id: str, content: Mapping[str, Any]) -> list[Event]:
-        """o1's visible thinking: its own message id, so its own baseline, like any text."""
-        text = self._advance(message_id, _thoughts_text(content))
+    def _reasoning(self, message_id: str, thoughts: str) -> list[Event]:
+        """Visible thinking: its own message id, so its own baseline, like any text."""
+        text = self._advance(message_id, thoughts)
         return [ReasoningDelta(text, message_id)] if text else []
 
     def _advance(self, message_id: str, text: str) -> str:
@@ -207,15 +267,16 @@ class ReplyInterpreter:
         return ""
 
     def _finish(self, message: Mapping[str, Any], message_id: str) -> list[Event]:
-        # Only a message addressed to the user can end the turn; a code message to a tool that
-        # "stops" (or a message with end_turn false) hands over to the tool instead.
+        # Only an answer addressed to the user can end the turn; a code message to a tool that
+        # "stops" (or a message with end_turn false) hands over to the tool instead, and thinking
+        # that "stops" is followed by the answer.
         if message_id in self._finish_sent or message.get("recipient") not in (None, "all"):
             return []
         details = _mapping(_mapping(message.get("metadata")).get("finish_details"))
         reason = _FINISH_REASONS.get(_str(details.get("type")))
         # A reply cut at the token limit comes with end_turn false (the web page then offers
         # "Continue generating"): that is still the end of this reply, as finish_reason "length".
-        if reason is None or (message.get("end_turn") is False and reason != "length"):
+        if reason is None or (message.get("end_turn") is False and reason != "length") or is_thinking(message):
             return []
         self._finish_sent.add(message_id)
         return [Finish(reason)]
@@ -233,6 +294,42 @@ def _parse_json(data: bytes) -> Any:
         return json.loads(data.decode("utf-8", errors="replace"))
     except (ValueError, RecursionError):  # bare timestamps, truncated frames, absurd nesting
         return _NOT_JSON
+
+
+def _json_values(data: bytes) -> list[Any]:
+    """Several JSON values back to back on one line (spec 2026, 3.1), or [] when the line is not
+    exactly that (a bare timestamp starts with a number, a truncated frame ends early: noise)."""
+    text = data.decode("utf-8", errors="replace")
+    decoder = json.JSONDecoder()
+    values: list[Any] = []
+    position = 0
+    try:
+        while True:
+            position = len(text) - len(text[position:].lstrip())
+            if position >= len(text):
+                return values if len(values) > 1 else []
+            value, position = decoder.raw_decode(text, position)
+            values.append(value)
+    except (ValueError, RecursionError):
+        return []
+
+
+def _hand_offs(options: Any) -> list[Event]:
+    """``stream_handoff`` options: the WebSocket topics to follow (``subscribe_ws_topic``)."""
+    events: list[Event] = []
+    for option in options if isinstance(options, list) else ():
+        topic = _mapping(option).get("topic_id")
+        if _mapping(option).get("type") == "subscribe_ws_topic" and isinstance(topic, str) and topic:
+            events.append(HandOff(topic))
+    return events
+
+
+def _turn_topic(turn_exchange_id: Any) -> list[Event]:
+    """The topic [A] derives from the turn's id (spec 3.3): followed only when no ``stream_handoff``
+    named one and the HTTP stream ended with nothing shown (upstream/reply.py)."""
+    if not isinstance(turn_exchange_id, str) or not turn_exchange_id:
+        return []
+    return [HandOff(f"conversation-turn-{turn_exchange_id}", derived=True)]
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -256,20 +353,32 @@ def _content_text(content: Mapping[str, Any]) -> str:
     return "".join(part for part in parts if isinstance(part, str))
 
 
-def _image_file_ids(message: Mapping[str, Any]) -> list[str]:
-    """DALL-E's ``image_asset_pointer`` parts, then python's ``aggregate_result`` image messages."""
+def _image_file_ids(message: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(scheme, file id) of DALL-E's and picture_v2's ``image_asset_pointer`` parts (partial previews
+    left out), then of python's ``aggregate_result`` image messages."""
     pointers: list[Any] = []
     parts = _mapping(message.get("content")).get("parts")
     for part in parts if isinstance(parts, list) else ():
-        if isinstance(part, dict) and part.get("content_type") == "image_asset_pointer":
+        if isinstance(part, dict) and part.get("content_type") == "image_asset_pointer" and not is_preview(part):
             pointers.append(part.get("asset_pointer"))
     result = _mapping(_mapping(message.get("metadata")).get("aggregate_result"))
     outputs = result.get("messages")
     for output in outputs if isinstance(outputs, list) else ():
         if isinstance(output, dict) and output.get("message_type") == "image":
             pointers.append(output.get("image_url"))
-    return [p[len(_FILE_SERVICE):] for p in pointers
-            if isinstance(p, str) and p.startswith(_FILE_SERVICE) and len(p) > len(_FILE_SERVICE)]
+    found = []
+    for pointer in pointers:
+        scheme, _, file_id = pointer.partition("://") if isinstance(pointer, str) else ("", "", "")
+        if scheme in _IMAGE_SCHEMES and file_id:
+            found.append((scheme, file_id))
+    return found
+
+
+def is_preview(part: Mapping[str, Any]) -> bool:
+    """A picture_v2 image part still being drawn: ``metadata.generation.height`` below ``height``."""
+    generated = _mapping(_mapping(part.get("metadata")).get("generation")).get("height")
+    height = part.get("height")
+    return isinstance(generated, int) and isinstance(height, int) and generated < height
 
 
 def _thoughts_text(content: Mapping[str, Any]) -> str:
@@ -279,9 +388,15 @@ def _thoughts_text(content: Mapping[str, Any]) -> str:
     texts: list[str] = []
     for thought in thoughts if isinstance(thoughts, list) else ():
         thought = _mapping(thought)
-        pieces = [_str(thought.get("summary")), _str(thought.get("content"))]
+        pieces = [_str(thought.get("summary")), _str(thought.get("content")) or _chunks_text(thought)]
         texts.append("\n".join(piece for piece in pieces if piece))
     return "\n\n".join(text for text in texts if text)
+
+
+def _chunks_text(thought: Mapping[str, Any]) -> str:
+    """A thought whose text so far is only in ``chunks`` (its ``content`` comes when it is whole)."""
+    chunks = thought.get("chunks")
+    return "".join(chunk for chunk in chunks if isinstance(chunk, str)) if isinstance(chunks, list) else ""
 
 
 def _failure_in(payload: Mapping[str, Any]) -> Optional[UpstreamFailure]:

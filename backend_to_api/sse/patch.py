@@ -3,7 +3,8 @@
 A frame is ``{"p": path, "o": op, "v": value}``. ``p`` is a JSON pointer ("" is the whole document,
 list indices are integers, ``-`` is tolerated as "the end of the list"); ``o`` is add, append,
 replace, truncate, remove or patch (``v`` is then a list of frames, their paths relative to ``p``).
-A frame without ``p``/``o`` repeats the previous frame's: the common case is ``{"v": "lo"}``, more text.
+A frame without ``p``/``o`` repeats the previous frame's: the common case is ``{"v": "lo"}``, more text
+(a bare string after a root ``add`` or ``patch``, which no root op can take, appends to ``parts/0``).
 
 Updates never mutate a container that was already visible: an operation copies the containers on
 its path (the root, the message, its content, the ``parts`` list: a few small objects) and shares
@@ -18,6 +19,7 @@ _OPS = ("add", "append", "replace", "truncate", "remove", "patch")
 _MAX_PATCH_DEPTH = 8  # nested "patch" frames: upstream uses one level; bounded so recursion is too
 _MAX_INDEX_DIGITS = 9
 _MISSING: Any = object()
+_TEXT_PATH = "/message/content/parts/0"
 
 Key = Union[str, int]
 
@@ -49,10 +51,15 @@ class DeltaDocument:
     def _resolve(self, frame: Any) -> tuple[Any, Any, Any]:
         if not isinstance(frame, dict):
             raise PatchError(f"delta frame is a {type(frame).__name__}, not an object")
-        if "p" not in frame and "o" not in frame and _starts_message(frame.get("v")):
+        bare = "p" not in frame and "o" not in frame
+        if bare and _starts_message(frame.get("v")):
             # {"v": {"message": ...}, "c": n}: upstream omits p/o when a new message replaces the
             # document; repeating the previous op (often a text append) would be wrong here.
             self._last = ("", "add")
+        elif bare and self._last[0] == "" and isinstance(frame.get("v"), str):
+            # Text right after a root add or patch: repeating that op cannot take a string; aurora
+            # reads a bare value as more text (spec 2026 3.2), and so do we here.
+            self._last = (_TEXT_PATH, "append")
         else:
             self._last = _explicit(frame, *self._last)
         return (*self._last, _value(frame, self._last[1]))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Tuple
 
 from ..errors import bad_request
+from .thinking import parse_reasoning_effort
 
 # OpenAI roles -> upstream author roles. "developer" is the newer name of "system"; tool results
 # have no upstream role of their own, so they are passed as user text (the model still sees them).
@@ -50,6 +51,7 @@ class ChatRequest:
     messages: Tuple[ChatMessage, ...]
     stream: bool
     include_usage: bool
+    reasoning_effort: Optional[str] = None  # already the upstream's word (thinking.py), None: not asked
 
 
 def parse_chat_request(body: Any, max_files: Optional[int] = None) -> ChatRequest:
@@ -73,6 +75,7 @@ def parse_chat_request(body: Any, max_files: Optional[int] = None) -> ChatReques
         messages=messages,
         stream=stream,
         include_usage=_include_usage(body.get("stream_options")),
+        reasoning_effort=parse_reasoning_effort(body.get("reasoning_effort")),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..errors import bad_request
 from ..models import ModelSpec
 from .chat_request import ChatMessage, ChatRequest, ImagePart
+from .thinking import thinking_fields
 from .uploads import AccountFiles
 
 TIMEZONE_OFFSET_MIN = -480  # what the original sent (UTC+8); the upstream only uses it for dates
@@ -31,6 +32,7 @@ def build_conversation_payload(
         "conversation_mode": _conversation_mode(model),
         "force_paragen": False,
         "force_rate_limit": False,
+        **thinking_fields(model.family, request.reasoning_effort),
     }
 
 

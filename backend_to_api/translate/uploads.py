@@ -97,7 +97,10 @@ class AccountFiles:
         return account_fingerprint(self.access_token, self.account_id, self.key)
 
     def resolve(self, part: ImagePart) -> InputFile:
-        fetched = self.files.load(part)
+        return self.resolve_fetched(self.files.load(part))
+
+    def resolve_fetched(self, fetched: Fetched) -> InputFile:
+        """Bytes the caller already holds (the images API's multipart uploads), uploaded the same way."""
         kind = classify(fetched.data, fetched.declared_mime)
         digest = hashlib.sha256(fetched.data).hexdigest()
         file_id = self._cached_id(digest) or self._upload(fetched.data, digest, kind)

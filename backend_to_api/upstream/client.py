@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import certifi
@@ -27,6 +27,7 @@ from .errors import map_upstream_status, upstream_message, wrap_transport_errors
 from .http1 import ConnectionPool
 from .proxy_route import proxy_route
 from .steps import Deadline, Steps
+from .ws_answer import WebSocketAnswer, web_socket_answer
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,9 @@ class UpstreamClient:
         return headers
 
     def open_conversation(self, payload: Mapping[str, Any], access_token: str, account_id: Optional[str],
-                          deadline: Deadline) -> Steps[UpstreamBody]:
-        """POST the conversation, in steps (``steps.py``); returns the open streaming reply, or
-        raises UpstreamError."""
+                          deadline: Deadline) -> Steps[Union[UpstreamBody, WebSocketAnswer]]:
+        """POST the conversation, in steps (``steps.py``); returns the open streaming reply (or the
+        JSON naming the WebSocket it was moved to), or raises UpstreamError."""
         headers = self.headers(access_token, account_id)
         headers.update(CONVERSATION_HEADERS)
         with wrap_transport_errors("conversation"):
@@ -69,7 +70,11 @@ class UpstreamClient:
         if body.status != 200:
             raise self._failure(body)
         if _is_document(body.headers.get("Content-Type", "")):
-            raise self._not_a_stream(body)
+            text = body.read_text()
+            answer = web_socket_answer(text)  # the 2024 hand-off: ReplyStream reads the socket it names
+            if answer is not None:
+                return answer
+            raise self._not_a_stream(body, text)
         return body
 
     def _send_conversation(self, data: bytes, headers: Dict[str, str], deadline: Deadline) -> Steps[UpstreamBody]:
@@ -105,10 +110,10 @@ class UpstreamClient:
         log.info("upstream answered %s: %s", body.status, error.message)
         return error
 
-    def _not_a_stream(self, body: UpstreamBody) -> UpstreamError:
-        # e.g. a JSON error with status 200, or a websocket hand-off ({"wss_url": ...}) we don't speak
+    def _not_a_stream(self, body: UpstreamBody, text: str) -> UpstreamError:
+        # e.g. a JSON error with status 200, or a login page
         content_type = body.headers.get("Content-Type", "")
-        message = upstream_message(body.read_text(), content_type)
+        message = upstream_message(text, content_type)
         return UpstreamError(502, f"The upstream answered with {content_type or 'no content type'} instead of "
                                   f"an event stream: {message}", 200, code="upstream_not_a_stream")
 

@@ -14,15 +14,20 @@ from typing import Callable, Iterator, List, Optional, Union
 
 from ..errors import ApiError, UpstreamError, upstream_timeout
 from ..sse.decoder import SSEDecoder, SSEFormatError
-from ..sse.events import ActionConfirmation, Event, UpstreamFailure
+from ..sse.events import ActionConfirmation, ConversationId, Event, HandOff as HandOffEvent, ImagePointer, ModelSlug
+from ..sse.events import StreamEnd, TextDelta, UpstreamFailure
 from ..sse.interpret import ReplyInterpreter
 from .body import UpstreamBody
+from .handoff import SILENCE_LIMIT, HandOff
+from .ws_answer import WebSocketAnswer
 from .steps import Deadline, ResumableCall, Steps
 
 log = logging.getLogger(__name__)
 
 MAX_FOLLOW_UPS = 3  # a GPT that keeps asking to confirm must not loop forever
 DEFAULT_READ_TIMEOUT = 300.0
+
+_METADATA = (ConversationId, ModelSlug, HandOffEvent, StreamEnd)  # what a handed-off HTTP body holds
 
 OpenSteps = Callable[[Deadline], Steps[UpstreamBody]]
 FollowUp = Callable[[ActionConfirmation, Deadline], Steps[UpstreamBody]]
@@ -45,7 +50,7 @@ class ReplyStream:
     """
 
     def __init__(self, open_response: OpenSteps, follow_up: Optional[FollowUp] = None,
-                 read_timeout: float = DEFAULT_READ_TIMEOUT) -> None:
+                 read_timeout: float = DEFAULT_READ_TIMEOUT, hand_off: Optional[HandOff] = None) -> None:
         self._follow_up = follow_up
         self._follow_ups_left = MAX_FOLLOW_UPS if follow_up is not None else 0
         self._read_timeout = read_timeout
@@ -55,6 +60,11 @@ class ReplyStream:
         self._decoder: Optional[SSEDecoder] = None  # a fresh one for each body (_answered)
         self._last_data = time.monotonic()
         self._ended = False
+        self._hand_off = hand_off  # None: a reply moved to a WebSocket is an error (voice, tests)
+        self._topic: Optional[HandOffEvent] = None  # the WebSocket topic the upstream named or implied
+        self._shown = False  # text or an image reached the client: the HTTP body was the reply
+        self._failed = False  # the upstream reported a failure: nothing to follow
+        self._quiet = True  # nothing but metadata so far (no message of any kind)
 
     def next_events(self, timeout: float) -> Union[List[Event], Waiting, None]:
         """Events that arrived, WAITING on timeout, None once the body has ended.
@@ -114,7 +124,10 @@ class ReplyStream:
         body = self._call.wait(timeout)
         if body is None:
             return False
-        self._call, self._body = None, body
+        self._call = None
+        if isinstance(body, WebSocketAnswer):
+            body = self._answer_socket(body)
+        self._body = body
         self._decoder = SSEDecoder()
         self._last_data = time.monotonic()
         return True
@@ -132,11 +145,58 @@ class ReplyStream:
             self.close()
             return [UpstreamFailure(f"the upstream stream was malformed: {exc}", "bad_stream")]
         events, confirmation = self._interpret(sse_events)
+        self._note(events)
         if confirmation is not None:
             self._continue_with_follow_up(confirmation)
+        elif self._hand_off_due(events):
+            events = [event for event in events if not isinstance(event, StreamEnd)]
+            self._follow_topic()
         elif not data:
             self.close()
         return events
+
+    def _note(self, events: List[Event]) -> None:
+        for event in events:
+            if isinstance(event, HandOffEvent) and (self._topic is None or self._topic.derived):
+                self._topic = event
+            elif isinstance(event, (TextDelta, ImagePointer)):
+                self._shown = True
+            elif isinstance(event, UpstreamFailure):
+                self._failed = True
+            if not isinstance(event, _METADATA):
+                self._quiet = False
+
+    def _hand_off_due(self, events: List[Event]) -> bool:
+        """The HTTP body said [DONE] after naming a topic and showing nothing: the reply is on the
+        WebSocket (spec 2026 3.6; [A] switches on exactly this). Followed once. A topic only derived
+        from the turn id is followed only when the body said nothing but metadata: a turn whose
+        messages came (an image turn whose result comes later) must not wait on a topic that may
+        never speak."""
+        return (self._hand_off is not None and self._topic is not None and not (self._shown or self._failed)
+                and (self._quiet or not self._topic.derived)
+                and any(isinstance(event, StreamEnd) for event in events))
+
+    def _follow_topic(self) -> None:
+        """Read the rest from the topic, through the same decoder state (a fresh one), interpreter,
+        timeouts and ticks. Opening it blocks for at most the connect timeouts."""
+        hand_off, self._hand_off = self._hand_off, None
+        body, self._body = self._body, None
+        if body is not None:
+            body.close(settle=True)  # [DONE] came: the connection can be kept
+        self._interpreter.said_done = False
+        self._body = hand_off.follow_topic(self._topic.topic_id)
+        self._decoder = SSEDecoder()
+        self._last_data = time.monotonic()
+        self._read_timeout = min(self._read_timeout, SILENCE_LIMIT)
+
+    def _answer_socket(self, answer: WebSocketAnswer):
+        """2024: the POST answered JSON naming a WebSocket; its frames are the reply."""
+        hand_off, self._hand_off = self._hand_off, None
+        if hand_off is None:
+            raise UpstreamError(502, "The upstream moved the reply to a WebSocket, which this call does not "
+                                     "follow.", 200, code="upstream_not_a_stream")
+        self._read_timeout = min(self._read_timeout, SILENCE_LIMIT)
+        return hand_off.follow_answer(answer)
 
     def _interpret(self, sse_events: list) -> tuple:
         events: List[Event] = []

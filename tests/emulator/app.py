@@ -10,12 +10,16 @@ import time
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .account_models import account_models_bp
 from .backend import authorize, backend_bp
 from .control import control_bp
 from .downloads import downloads_bp
 from .files import files_bp
+from .handoff import HandOffServer, handoff_bp
+from .pictures import pictures_bp
 from .refresh import refresh_bp
 from .state import EmulatorState
+from .voice import SpeechMessages, voice_bp
 
 CONTROL_PREFIX = "/_emulator/"
 
@@ -26,8 +30,14 @@ def create_emulator_app(config: dict | None = None) -> Flask:
     app.json.ensure_ascii = False  # raw UTF-8 on the wire, as upstream sends it
     app.json.sort_keys = False
     app.extensions["emulator"] = EmulatorState(config)
+    app.extensions["emulator_speech"] = SpeechMessages()  # voice.py: what synthesize may read
     for blueprint in (refresh_bp, backend_bp, files_bp, downloads_bp, control_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(voice_bp)
+    app.register_blueprint(account_models_bp)
+    app.register_blueprint(pictures_bp)
+    app.extensions["emulator_handoff"] = app.extensions["emulator"].handoff = HandOffServer()
+    app.register_blueprint(handoff_bp)
     app.before_request(_record_and_authorize)
     app.register_error_handler(HTTPException, _http_exception_as_json)
     return app

@@ -10,9 +10,11 @@ from .actions import action_problem, action_result, user_action
 from .directive import Directive, DirectiveError, directive_for
 from .encodings import encoder_for
 from .scenarios import HTTP_ERROR, ReplyContext, http_error, stream_scenario
+from .handoff_scenarios import WSS_ANSWERS, wss_answer
 from .state import EmulatorState
 from .streaming import ReplyStream
 from .tokens import verify_token
+from .voice import is_speech_payload, speech_reply
 
 backend_bp = Blueprint("backend", __name__, url_prefix="/backend-api")
 
@@ -22,8 +24,6 @@ EXPIRED_TOKEN = {"detail": {"message": "Your authentication token has expired.",
                             "code": "token_expired"}}
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
                "X-Accel-Buffering": "no"}
-MODELS = ("text-davinci-002-render-sha", "gpt-4", "gpt-4-mobile", "gpt-4o", "gpt-4o-mini",
-          "o1-preview", "o1-mini")
 
 
 def _state() -> EmulatorState:
@@ -49,6 +49,8 @@ def conversation():
     payload = request.get_json(silent=True, force=True)
     if user_action(payload) is not None:
         return _action_answer(payload)
+    if is_speech_payload(payload):  # /v1/audio/speech: only an assistant message (voice.py)
+        return speech_reply(payload)
     problem = payload_problem(payload)
     if problem:
         return jsonify(detail=problem), 422
@@ -57,13 +59,16 @@ def conversation():
         directive = directive_for(message_text(user_message))
         if directive.emu == HTTP_ERROR:
             return _http_error(directive)
-        scenario = stream_scenario(directive.emu)
+        scenario = None if directive.emu in WSS_ANSWERS else stream_scenario(directive.emu)
     except DirectiveError as exc:
         return jsonify(detail=str(exc)), 422
     ctx = ReplyContext(directive=directive,
                        conversation_id=payload.get("conversation_id") or str(uuid.uuid4()),
                        user_message=user_message,
                        model_slug=directive.model_slug or payload["model"])
+    if scenario is None:  # the 2024 WebSocket hand-off: JSON, the reply on the socket (handoff.py)
+        ctx.state = _state()
+        return wss_answer(ctx, g.token_subject)
     return _reply(ctx, scenario)
 
 
@@ -83,6 +88,7 @@ def _reply(ctx: ReplyContext, scenario) -> Response:
                                  encoding=directive.encoding, subject=g.token_subject,
                                  account_id=g.account_id, client_port=_client_port())
     ctx.record = record
+    ctx.state = _state()  # pictures.py keeps the conversation for GET /conversation/<id>
     body = ReplyStream(scenario(ctx), encoder_for(directive.encoding, ctx.conversation_id),
                        directive, record)
     # direct_passthrough: the server iterates (and closes) the body itself, without werkzeug's two
@@ -157,16 +163,6 @@ def update_conversation(conversation_id: str):
         return jsonify(detail="body must be a JSON object"), 422
     time.sleep(_state().config["hide_delay"])  # (config) an upstream slow to hide conversations
     return jsonify(success=True)
-
-
-@backend_bp.get("/models")
-def models():
-    return jsonify(models=[_model(slug) for slug in MODELS], categories=[])
-
-
-def _model(slug: str) -> dict:
-    return {"slug": slug, "max_tokens": 8191, "title": slug, "description": f"Emulated {slug}",
-            "tags": [], "capabilities": {}, "product_features": {}}
 
 
 @backend_bp.get("/gizmos/<gizmo_id>")

@@ -38,6 +38,10 @@ class Directive:
     after: str = "The result is 2."
     # dalle, python_image: the image's upstream file id (`file-missing...` fails to download)
     file_id: str = "file-emu-image"
+    # picture_v2*: the pointer's scheme, seconds until an async image is stored, how a refusal shows
+    pointer: str = "sediment"
+    async_delay: float = 0.5
+    refusal: str = "object"
     # sandbox: the file the code interpreter wrote (a path containing `missing` fails to download)
     sandbox_path: str = "/mnt/data/report.csv"
     # rewrite: streamed first, then replaced by `text`
@@ -51,7 +55,8 @@ class Directive:
     headers: dict = field(default_factory=dict)
 
 
-_CHOICES = {"encoding": ("cumulative", "v1"), "finish": ("stop", "max_tokens")}
+_CHOICES = {"encoding": ("cumulative", "v1"), "finish": ("stop", "max_tokens"),
+            "pointer": ("sediment", "file-service"), "refusal": ("object", "error_frame", "text", "async")}
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
           "str | None": (str, type(None)), "dict": (dict,), "Any": (object,)}
 
@@ -88,7 +93,7 @@ def _build(raw: dict) -> Directive:
 def _check_ranges(d: Directive) -> None:
     if d.chunk < 1:
         raise DirectiveError("emulator directive: 'chunk' must be at least 1")
-    for name in ("interval", "first_delay", "fragment", "after_chunks", "hang"):
+    for name in ("interval", "first_delay", "fragment", "after_chunks", "hang", "async_delay"):
         if getattr(d, name) < 0:
             raise DirectiveError(f"emulator directive: {name!r} must not be negative")
     if not 100 <= d.status <= 599:

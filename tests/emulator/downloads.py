@@ -54,7 +54,7 @@ def interpreter_download(conversation_id: str):
 
 @downloads_bp.get("/_emulator/blob/<name>")
 def blob(name: str):
-    if name.startswith("file-"):
+    if name.startswith(("file-", "file_")):  # file-service ids, and sediment's file_... ids
         return Response(blob_png(name), content_type="image/png")
     if name.startswith("sandbox-"):
         return Response(blob_csv(name), content_type="text/csv")

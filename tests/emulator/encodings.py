@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from .steps import DataFrame, MessageUpdate, RawFrame, StreamComplete
+from .steps import DataFrame, MessageUpdate, Packed, RawFrame, StreamComplete
 from .wire import data_line
 
 Frame = tuple[str, ...]
@@ -37,10 +37,19 @@ class CumulativeEncoder:
             return [(data_line(step.payload),)]
         if isinstance(step, StreamComplete):
             return self._complete()
+        if isinstance(step, Packed):
+            return self._packed(step)
         raise TypeError(f"not an encodable step: {step!r}")
 
     def _message(self, update: MessageUpdate) -> list[Frame]:
         return [("data: " + update.json,)]  # what data_line(document) would give
+
+    def _packed(self, packed: Packed) -> list[Frame]:
+        frames = [frame for step in packed.steps for frame in self.encode(step)]
+        if not frames:
+            return []
+        values = "".join(line[len("data: "):] for frame in frames for line in frame if line.startswith("data: "))
+        return [(*(line for line in frames[0] if not line.startswith("data: ")), "data: " + values)]
 
     def _complete(self) -> list[Frame]:
         return []
@@ -54,6 +63,7 @@ class DeltaV1Encoder(CumulativeEncoder):
         self._sent: dict[str, dict] = {}  # message id -> last document the client holds
         self._added = 0  # the "c" index of the next added message
         self._last_append: tuple[str, str] | None = None  # what a bare {"v": ...} repeats
+        self._current: str | None = None  # the message the client's document holds
 
     def preamble(self) -> list[Frame]:
         return [("event: delta_encoding", 'data: "v1"')]
@@ -64,7 +74,10 @@ class DeltaV1Encoder(CumulativeEncoder):
         message_id = document["message"]["id"]
         previous = self._sent.get(message_id)
         self._sent[message_id] = document
-        if previous is None:
+        # Operations apply to the one current message: going back to an earlier one (a status
+        # message closed after the thinking) needs it added again, whole.
+        if previous is None or message_id != self._current:
+            self._current = message_id
             self._last_append = None
             operation = {"p": "", "o": "add", "v": document, "c": self._added}
             self._added += 1
@@ -106,6 +119,10 @@ def message_operations(old: dict, new: dict) -> list[dict]:
 def _content_operations(old: dict, new: dict) -> list[dict]:
     if old == new:
         return []
+    if old.get("content_type") == new.get("content_type") == "thoughts":
+        operations = _thoughts_operations(old, new)
+        if operations is not None:
+            return operations
     path = _TEXT_PATHS.get(new.get("content_type"))
     if path is None or old.get("content_type") != new.get("content_type"):
         return [{"p": "/message/content", "o": "replace", "v": new}]
@@ -117,6 +134,30 @@ def _content_operations(old: dict, new: dict) -> list[dict]:
     # Upstream rewrote the text: send it whole rather than a `truncate`, whose length would be
     # counted in the browser's UTF-16 units and so differ from Python's for emoji.
     return [{"p": path, "o": "replace", "v": new_text}]
+
+
+def _thoughts_operations(old: dict, new: dict) -> list[dict] | None:
+    """Thoughts grow as the 2026 upstream sends them: appends to `/message/content/thoughts/N/summary`
+    and `.../content`, new thoughts appended to the list; None when only a replace can say it."""
+    before, after = old.get("thoughts", []), new.get("thoughts", [])
+    if len(after) < len(before) or {k: v for k, v in old.items() if k != "thoughts"} != {
+            k: v for k, v in new.items() if k != "thoughts"}:
+        return None
+    operations: list[dict] = []
+    for index, (was, now) in enumerate(zip(before, after)):
+        if set(was) - set(now):
+            return None
+        for key, value in now.items():
+            path = f"/message/content/thoughts/{index}/{key}"
+            previous = was.get(key, _MISSING)
+            if isinstance(value, str) and isinstance(previous, str) and value.startswith(previous):
+                if value != previous:
+                    operations.append({"p": path, "o": "append", "v": value[len(previous):]})
+            elif previous != value:
+                operations.append({"p": path, "o": "replace" if previous is not _MISSING else "add", "v": value})
+    if len(after) > len(before):
+        operations.append({"p": "/message/content/thoughts", "o": "append", "v": after[len(before):]})
+    return operations
 
 
 def _text(content: dict) -> str:

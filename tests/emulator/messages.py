@@ -180,3 +180,46 @@ def detail_metadata_event(conversation_id: str, model_slug: str) -> dict:
 
 def error_event(conversation_id: str, error: str) -> dict:
     return {"message": None, "conversation_id": conversation_id, "error": error}
+
+
+# --- the 2026 stream's typed events (spec backend-api-2026.md 3.3), same field names -----------
+
+def input_message_event(conversation_id: str, user_message: dict) -> dict:
+    """The echo of the user's turn as a typed event (the 2026 stream's replacement for user_echo)."""
+    return {"type": "input_message", "input_message": copy.deepcopy(user_message),
+            "conversation_id": conversation_id}
+
+
+def resume_token_event(conversation_id: str) -> dict:
+    return {"type": "resume_conversation_token", "kind": "topic", "token": "emu-resume-" + uuid.uuid4().hex,
+            "conversation_id": conversation_id}
+
+
+def marker_event(conversation_id: str, message_id: str, marker: str, event: str) -> dict:
+    return {"type": "message_marker", "conversation_id": conversation_id, "message_id": message_id,
+            "marker": marker, "event": event}
+
+
+def ste_metadata_event(conversation_id: str, model_slug: str, turn_exchange_id: str) -> dict:
+    return {"type": "server_ste_metadata", "conversation_id": conversation_id,
+            "metadata": {"model_slug": model_slug, "turn_exchange_id": turn_exchange_id,
+                         "tool_invoked": False, "tool_name": None, "turn_use_case": "text"}}
+
+
+def stream_complete_event(conversation_id: str) -> dict:
+    return {"type": "message_stream_complete", "conversation_id": conversation_id}
+
+
+def blocked_moderation_event(conversation_id: str, message_id: str) -> dict:
+    event = moderation_event(conversation_id, message_id)
+    event["moderation_response"].update(flagged=True, blocked=True)
+    return event
+
+
+def status_message(conversation_id: str, parent_id: str, model_slug: str, initial_text: str) -> LiveMessage:
+    """The tool-role status message that marks thinking started (`initial_text`); its
+    `finished_text` comes when thinking ends ([G]). Nothing in it is the answer."""
+    metadata = {"initial_text": initial_text, "message_type": "next", "model_slug": model_slug,
+                "default_model_slug": model_slug, "parent_id": parent_id}
+    author = {"role": "tool", "name": "a8km123", "metadata": {}}
+    return LiveMessage(conversation_id, _message(author, text_content(), "all", metadata))

@@ -25,6 +25,7 @@ class ReplyContext:
     model_slug: str
     text_events: int = 0  # text events yielded so far: `interval` goes between them
     record: Any = None  # the stream's StreamRecord (set by backend._reply)
+    state: Any = None  # the EmulatorState (set by backend._reply): stored conversations (pictures.py)
     last_message_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -258,6 +259,15 @@ STREAM_SCENARIOS: dict[str, Callable[[ReplyContext], Steps]] = {
 from .tool_scenarios import TOOL_SCENARIOS  # noqa: E402
 
 STREAM_SCENARIOS.update(TOOL_SCENARIOS)
+from .thinking_scenarios import THINKING_SCENARIOS  # noqa: E402
+
+STREAM_SCENARIOS.update(THINKING_SCENARIOS)
+from .pictures import PICTURE_SCENARIOS  # noqa: E402
+
+STREAM_SCENARIOS.update(PICTURE_SCENARIOS)
+from .handoff_scenarios import HANDOFF_SCENARIOS  # noqa: E402
+
+STREAM_SCENARIOS.update(HANDOFF_SCENARIOS)
 HTTP_ERROR = "http_error"
 
 

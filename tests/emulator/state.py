@@ -5,10 +5,13 @@ how they ended, which tokens were revoked.
 """
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+
+from .account_models import AccountModels
 
 DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5, "fail_upload": "", "hide_delay": 0.0,
                   "link_base": ""}
@@ -53,6 +56,7 @@ class EmulatorState:
     def __init__(self, config: dict | None = None) -> None:
         self._lock = threading.Lock()
         self._initial_config = {**DEFAULT_CONFIG, **_checked(config or {})}
+        self.handoff = None  # handoff.py's WebSocket server (set by app.py), which scenarios plan on
         self.reset()
 
     def reset(self) -> None:
@@ -62,6 +66,9 @@ class EmulatorState:
             self._streams: list[StreamRecord] = []
             self._revoked: set[str] = set()
             self._files: dict[str, dict] = {}
+            self.account_models = AccountModels()  # GET /backend-api/models per account
+            # conversation id -> (time it shows, message) for GET /conversation/<id> (pictures.py)
+            self._conversations: dict[str, list[tuple[float, dict]]] = {}
 
     def configure(self, changes: dict) -> dict:
         checked = _checked(changes)
@@ -100,6 +107,32 @@ class EmulatorState:
     def files(self) -> list[dict]:
         with self._lock:
             return [dict(record) for record in self._files.values()]
+
+    def store_message(self, conversation_id: str, message: dict, ready_at: float) -> None:
+        """A message of a stored conversation, shown from ``ready_at`` on (a later version of the
+        same id replaces it from its own time on)."""
+        with self._lock:
+            self._conversations.setdefault(conversation_id, []).append((ready_at, copy.deepcopy(message)))
+
+    def conversation_messages(self, conversation_id: str) -> list[dict] | None:
+        """The stored messages whose time has come, latest version of each, in order; None if unknown."""
+        now = time.time()
+        with self._lock:
+            stored = self._conversations.get(conversation_id)
+            if stored is None:
+                return None
+            latest: dict[str, dict] = {}
+            for ready_at, message in stored:
+                if ready_at <= now:
+                    latest[message["id"]] = message
+            return list(latest.values())
+
+    def conversation_has_file(self, conversation_id: str, asset_pointer: str) -> bool:
+        for message in self.conversation_messages(conversation_id) or []:
+            parts = message.get("content", {}).get("parts") or []
+            if any(isinstance(p, dict) and p.get("asset_pointer") == asset_pointer for p in parts):
+                return True
+        return False
 
     def new_stream(self, **fields) -> StreamRecord:
         record = StreamRecord(stream_id=str(uuid.uuid4()), started=time.time(), **fields)

@@ -34,6 +34,13 @@ class MessageUpdate:
 
 
 @dataclass(frozen=True)
+class Packed:
+    """Several data steps sent as one `data:` line holding their JSON values back to back, as the
+    2026 upstream sometimes does (spec backend-api-2026.md 3.1); the first frame's `event:` line is kept."""
+    steps: tuple
+
+
+@dataclass(frozen=True)
 class StreamComplete:
     """End-of-reply marker; only the v1 encoding sends one (`message_stream_complete`)."""
 

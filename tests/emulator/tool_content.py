@@ -11,3 +11,8 @@ def citation(index: int, url: str) -> dict:
     return {"start_ix": 0, "end_ix": 0, "citation_format_type": "tether_og",
             "metadata": {"type": "webpage", "title": f"Source {index}", "url": url, "text": "",
                          "pub_date": None, "extra": {"cited_message_idx": index, "evidence_text": "source"}}}
+
+# picture_v2 (pictures.py): the prompt the image tool reports, the conversation title, a refusal.
+PICTURE_PROMPT = "A watercolour lighthouse at dawn"
+PICTURE_TITLE = "Lighthouse at dawn"
+PICTURE_REFUSAL = "I can't create that image because the request violates our content policies."
