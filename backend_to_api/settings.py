@@ -104,6 +104,11 @@ class Settings:
     upstream_base_url: str = _key("upstream_base_url", "https://demo.xyhelper.cn")
     upstream_api_prefix: str = _key("upstream_api_prefix", "")
     upstream_connect_timeout: float = _key("upstream_connect_timeout", 10.0, min=0.1)
+    # How the conversation is posted (upstream/conduit.py): "mirror" the plain POST a mirror takes;
+    # "conduit" prepare x3 then POST /f/conversation; "auto" mirror until the upstream refuses it
+    # asking for the newer flow. conduit_prepare_timeout bounds one turn's prepare calls in all.
+    conversation_flow: str = _key("conversation_flow", "mirror", choices=("mirror", "conduit", "auto"))
+    conduit_prepare_timeout: float = _key("conduit_prepare_timeout", 15.0, min=0.1)
     # Longest silence tolerated from the upstream (one socket read) before answering 504.
     upstream_read_timeout: float = _key("upstream_read_timeout", 300.0, min=0.1)
     keep_alive_interval: float = _key("keep_alive_interval", 5.0, min=0.1)

@@ -1,6 +1,8 @@
 """Our HTTP/1.1 exchange for the conversation call (upstream/http1.py, h11 over our own socket): the
 request it writes, the heads it accepts and refuses, which connections it keeps, and that a request
 is never written twice, against a raw socket server."""
+import os
+import ssl
 import time
 
 import pytest
@@ -10,6 +12,7 @@ from backend_to_api.upstream.body import UpstreamBody
 from backend_to_api.upstream.http1 import ConnectionPool
 from backend_to_api.upstream.steps import Deadline
 
+from .conftest import TLS_CERT
 from .raw_http import RawServer, chunked, read_all, send
 
 EVENTS = [b"data: {\"n\": 1}\n\n", b"data: [DONE]\n\n"]
@@ -164,6 +167,24 @@ def test_a_connection_the_server_closed_while_idle_is_not_used_again(upstream):
     time.sleep(0.2)  # the server has closed the connection the pool keeps
     assert read_all(call(pool)) == b"".join(EVENTS)
     assert server.connections == 2
+
+
+def test_a_tls_connection_is_kept_until_the_server_closes_it():
+    # The idle check under TLS reads (an SSLSocket takes no peek): an open idle connection must
+    # pass it, one the server closed must not (else the request is lost on it: a 502).
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(TLS_CERT, os.path.join(os.path.dirname(TLS_CERT), "key.pem"))
+    server = RawServer([send(CHUNKED + chunked(EVENTS)), send(CHUNKED + chunked(EVENTS), then="close"),
+                        send(CHUNKED + chunked(EVENTS))], tls=context)
+    try:
+        pool = ConnectionPool(server.url, 2.0, TLS_CERT, max_idle=4)
+        for _ in range(2):
+            assert read_all(call(pool)) == b"".join(EVENTS)
+        time.sleep(0.2)  # the server has closed the connection the pool keeps
+        assert read_all(call(pool)) == b"".join(EVENTS)
+        assert server.connections == 2 and len(server.requests) == 3
+    finally:
+        server.close()
 
 
 def test_kept_connections_serve_in_turn(upstream):

@@ -123,6 +123,20 @@ def test_a_reply_cut_mid_chunk_is_an_upstream_disconnect_and_not_reused(serve):
     assert server.connections == 2
 
 
+def test_chunks_split_around_their_crlf_are_read_whole_and_keep_the_connection(serve):
+    # A whole chunk with at most its CRLF after it ends a read without asking h11 again (body.py,
+    # _CHUNK_TAILS); the CRLF, or its half, or the last chunk coming in the next write must still
+    # be read right, and the body still end cleanly.
+    first, second, third = EVENTS
+    writes = [CHUNKED + b"%x\r\n" % len(first) + first, b"\r\n",
+              b"%x\r\n" % len(second) + second + b"\r", b"\n%x\r\n" % len(third) + third + b"\r\n",
+              b"0\r\n\r\n"]
+    server, pool = serve(send(*writes, pause=0.05), send(CHUNKED + chunked(EVENTS)))
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert read_all(open_body(pool)) == b"".join(EVENTS)
+    assert server.connections == 1
+
+
 def test_bad_chunk_framing_is_a_bad_stream(serve):
     _, pool = serve(send(CHUNKED + b"zz\r\nhello\r\n0\r\n\r\n"))
     with pytest.raises(UpstreamError) as failure:

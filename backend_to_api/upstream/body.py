@@ -24,6 +24,7 @@ from .http1 import Connection, ConnectionPool, Exchange, bad_stream
 
 READ_SIZE = 64 * 1024
 SETTLE_LIMIT = 64 * 1024  # bytes after [DONE] that are read (and dropped) to keep a connection
+_CHUNK_TAILS = (b"", b"\r", b"\r\n")  # what may follow a chunk's data before its next size line
 _ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
 
@@ -159,6 +160,11 @@ class UpstreamBody:
                 self._ended = True
                 return pieces
             pieces.append(event.data)
+            if event.chunk_end and self._protocol.trailing_data[0] in _CHUNK_TAILS:
+                # A whole chunk, and at most its CRLF after it: the next size line is not here,
+                # so h11 could only say NEED_DATA (most reads are one chunk: this call is saved).
+                self._hungry = True
+                return pieces
 
     def _decoded(self, pieces: List[bytes]) -> bytes:
         payload = b"".join(pieces)  # bytes, also from h11's one bytearray

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from .. import jsonbytes
 from ..errors import UpstreamError
 from ..settings import Settings
 from .body import UpstreamBody
+from .conduit import ConduitPreparer, FlowChoice, conduit_body
 from .errors import map_upstream_status, upstream_message, wrap_transport_errors
 from .http1 import ConnectionPool
 from .proxy_route import proxy_route
@@ -52,6 +54,10 @@ class UpstreamClient:
         self.session = _session(settings)
         self._pool, self._pool_error = _conversation_pool(settings, self.session)
         self._conversation_path = urlsplit(f"{self.root}/backend-api/conversation").path  # what our exchange sends
+        self._conduit_path = urlsplit(f"{self.root}/backend-api/f/conversation").path
+        self.flow = FlowChoice(settings.conversation_flow)  # per worker: this client is the worker's only one
+        self._preparer = ConduitPreparer(self.session, f"{self.root}/backend-api/f/conversation/prepare",
+                                         settings.upstream_connect_timeout, settings.conduit_prepare_timeout)
 
     def headers(self, access_token: str, account_id: Optional[str] = None) -> Dict[str, str]:
         headers = {"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT}
@@ -62,13 +68,42 @@ class UpstreamClient:
     def open_conversation(self, payload: Mapping[str, Any], access_token: str, account_id: Optional[str],
                           deadline: Deadline) -> Steps[Union[UpstreamBody, WebSocketAnswer]]:
         """POST the conversation, in steps (``steps.py``); returns the open streaming reply (or the
-        JSON naming the WebSocket it was moved to), or raises UpstreamError."""
+        JSON naming the WebSocket it was moved to), or raises UpstreamError. The plain POST, or the
+        conduit flow (``conduit.py``) when selected or asked for by a refusal that created no message."""
         headers = self.headers(access_token, account_id)
         headers.update(CONVERSATION_HEADERS)
+        if self.flow.use_conduit():
+            return (yield from self._open_conduit(payload, headers, deadline))
         with wrap_transport_errors("conversation"):
-            body = yield from self._send_conversation(jsonbytes.dumps(payload), headers, deadline)
+            body = yield from self._send_conversation(self._conversation_path, jsonbytes.dumps(payload), headers,
+                                                      deadline)
         if body.status != 200:
-            raise self._failure(body)
+            text = body.read_text()
+            if not self.flow.may_switch(body.status, text):
+                raise self._failure(body, text)
+            log.info("upstream refused the plain conversation POST (HTTP %s): using the conduit flow", body.status)
+            answer = yield from self._open_conduit(payload, headers, deadline)
+            self.flow.switched()  # only once it worked: a mistyped upstream_base_url is 404 too
+            return answer
+        return self._answer(body)
+
+    def _open_conduit(self, payload: Mapping[str, Any], headers: Dict[str, str],
+                      deadline: Deadline) -> Steps[Union[UpstreamBody, WebSocketAnswer]]:
+        """Prepare (three small blocking calls, bounded by conduit_prepare_timeout), then the post."""
+        headers = {**headers, "X-Oai-Turn-Trace-Id": str(uuid.uuid4())}  # shared by the prepares and the post
+        prepare_headers = {name: value for name, value in headers.items() if name not in CONVERSATION_HEADERS}
+        token = self._preparer.prepare(payload, prepare_headers)
+        if deadline.remaining() <= 0:
+            yield  # let the caller look at its client and keep-alives before the post
+        headers["X-Conduit-Token"] = token
+        with wrap_transport_errors("conversation"):
+            body = yield from self._send_conversation(self._conduit_path, jsonbytes.dumps(conduit_body(payload)),
+                                                      headers, deadline)
+        if body.status != 200:
+            raise self._failure(body, body.read_text())
+        return self._answer(body)
+
+    def _answer(self, body: UpstreamBody) -> Union[UpstreamBody, WebSocketAnswer]:
         if _is_document(body.headers.get("Content-Type", "")):
             text = body.read_text()
             answer = web_socket_answer(text)  # the 2024 hand-off: ReplyStream reads the socket it names
@@ -77,10 +112,11 @@ class UpstreamClient:
             raise self._not_a_stream(body, text)
         return body
 
-    def _send_conversation(self, data: bytes, headers: Dict[str, str], deadline: Deadline) -> Steps[UpstreamBody]:
+    def _send_conversation(self, path: str, data: bytes, headers: Dict[str, str],
+                           deadline: Deadline) -> Steps[UpstreamBody]:
         if self._pool is None:  # the proxy is one we cannot speak through (logged at start)
             raise self._pool_error.with_traceback(None)  # not one more traceback on it per chat
-        exchange = yield from self._pool.exchange("POST", self._conversation_path, headers, data,
+        exchange = yield from self._pool.exchange("POST", path, headers, data,
                                                   self.timeout[1], deadline)
         return UpstreamBody.from_exchange(exchange, self._pool)
 
@@ -105,8 +141,8 @@ class UpstreamClient:
         with wrap_transport_errors(what):
             return self.session.post(url, **kwargs)
 
-    def _failure(self, body: UpstreamBody) -> UpstreamError:
-        error = map_upstream_status(body.status, body.read_text(), body.headers)
+    def _failure(self, body: UpstreamBody, text: str) -> UpstreamError:
+        error = map_upstream_status(body.status, text, body.headers)
         log.info("upstream answered %s: %s", body.status, error.message)
         return error
 

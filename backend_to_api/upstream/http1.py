@@ -26,7 +26,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Deque, List, Mapping, NamedTuple, Optional
+from typing import Deque, Dict, List, Mapping, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 import h11
@@ -40,6 +40,7 @@ from .steps import Deadline, Steps
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 64 * 1024  # a head that does not end within this many bytes is not HTTP we read
+_END = h11.EndOfMessage()  # an event is immutable: one for every request
 _ILLEGAL_IN_HEADER = re.compile(r"[\r\n\x00]")
 _KEEP_ALIVE_TIMEOUT = re.compile(r"(?:^|[,;\s])timeout\s*=\s*([0-9]+)", re.IGNORECASE)
 
@@ -102,6 +103,10 @@ class ConnectionPool:
         self._proxy = proxy
         # A plain-http origin behind a proxy is asked for in absolute form, with the proxy's credentials.
         self._absolute = f"http://{self.host_header}" if proxy is not None and self._tls is None else ""
+        # The fields every request starts with, and the header names we send, as bytes once: h11
+        # takes bytes as they are and would encode a str on every call. The names are our own few.
+        self._host_field = (b"Host", self.host_header.encode("ascii"))
+        self._names: Dict[str, bytes] = {}
         self._idle: Deque[Connection] = collections.deque()
         self._max_idle = max_idle
         self._idle_limit = idle_limit
@@ -121,7 +126,7 @@ class ConnectionPool:
             protocol = connection.protocol
             connection.sock.settimeout(read_timeout)
             connection.sock.sendall(protocol.send(request) + protocol.send(h11.Data(data=body))
-                                    + protocol.send(h11.EndOfMessage()))
+                                    + protocol.send(_END))
             head = yield from read_head(connection.sock, protocol, read_timeout, deadline)
         except BaseException:  # GeneratorExit too: an abandoned call closes its connection
             connection.sock.close()
@@ -147,22 +152,20 @@ class ConnectionPool:
             return len(self._idle)
 
     def _request(self, method: str, path: str, headers: Mapping[str, str], size: int) -> h11.Request:
-        fields = [("Host", self.host_header)]
+        fields = [self._host_field]
         if self._absolute and self._proxy is not None:
             fields += self._proxy.headers
+        names = self._names
         for name, value in headers.items():
-            if _ILLEGAL_IN_HEADER.search(value):
-                # e.g. a client key with a line break: it must never split our request
-                raise ApiError(400, f"The {name} header would contain a line break or NUL.",
-                               "invalid_request_error")
-            fields.append((name, value.encode("latin-1", "replace")))
-        fields.append(("Content-Length", str(size)))
+            raw_name = names.get(name) or names.setdefault(name, name.encode("ascii"))
+            fields.append((raw_name, value.encode("latin-1", "replace")))
+        fields.append((b"Content-Length", b"%d" % size))
         try:
             return h11.Request(method=method, target=self._absolute + path, headers=fields)
         except h11.LocalProtocolError as exc:
-            # h11's message quotes the value, which may be the client's token: not repeated here
-            raise ApiError(400, "A request header value is not valid HTTP (a control character, or "
-                                "whitespace at its start or end).", "invalid_request_error") from exc
+            # h11 refuses every line break and NUL (so none can split our request), but its message
+            # quotes the value, which may be the client's token: ours names the header alone
+            raise _refused_header(headers) from exc
 
     def _checkout(self) -> Optional[Connection]:
         """An idle connection that is still open, or None."""
@@ -172,7 +175,8 @@ class ConnectionPool:
                 connection = self._idle.pop() if self._idle else None
             for old in stale:
                 old.sock.close()
-            if connection is None or (not _stale(connection, time.monotonic()) and still_open(connection.sock)):
+            if connection is None or (not _stale(connection, time.monotonic())
+                                      and still_open(connection.sock, self._tls is not None)):
                 return connection
             connection.sock.close()
 
@@ -216,6 +220,14 @@ class ConnectionPool:
             raise bad_stream("the proxy sent bytes before the tunnel was used")
 
 
+def _refused_header(headers: Mapping[str, str]) -> ApiError:
+    for name, value in headers.items():
+        if _ILLEGAL_IN_HEADER.search(value):  # e.g. a client key with a line break
+            return ApiError(400, f"The {name} header would contain a line break or NUL.", "invalid_request_error")
+    return ApiError(400, "A request header value is not valid HTTP (a control character, or "
+                         "whitespace at its start or end).", "invalid_request_error")
+
+
 def _stale(connection: Connection, now: float) -> bool:
     return now - connection.idle_since > connection.idle_limit
 
@@ -237,23 +249,23 @@ def _idle_limit(headers: HTTPHeaderDict, limit: float) -> float:
     return min(limit, int(announced.group(1)) - 1.0) if announced else limit
 
 
-def still_open(sock: socket.socket) -> bool:
+def still_open(sock: socket.socket, tls: bool) -> bool:
     """An idle connection with anything to read (the server's FIN, a TLS close_notify) is spent.
-    A non-blocking peek on a duplicate of its descriptor: the raw bytes, under TLS too (an
-    SSLSocket takes no peek), through the socket API alone."""
+    One non-blocking read on the socket itself (a socket object made on a dup of the descriptor
+    cost ~5 us more a chat under gevent, which sets up watchers for it): a peek on a plain socket;
+    under TLS, where an SSLSocket takes no peek, a read of one byte, harmless since a connection
+    with any byte to read is closed anyway (and TLS's own records, e.g. a session ticket, are
+    handled by the read and yield no byte)."""
     try:
-        peek = socket.socket(sock.family, sock.type, sock.proto, os.dup(sock.fileno()))
-    except OSError:
-        return False
-    try:
-        peek.settimeout(0.0)
-        peek.recv(1, socket.MSG_PEEK)
-    except (BlockingIOError, socket.timeout):
+        sock.settimeout(0.0)
+        if tls:
+            sock.recv(1)
+        else:
+            sock.recv(1, socket.MSG_PEEK)
+    except (BlockingIOError, ssl.SSLWantReadError, socket.timeout):
         return True
     except OSError:
         return False
-    finally:
-        peek.close()
     return False
 
 
@@ -269,14 +281,13 @@ class NoAnswer(UpstreamError):
 def read_head(sock: socket.socket, protocol: h11.Connection, read_timeout: float,
               deadline: Deadline) -> Steps[ResponseHead]:
     """The final head of the answer (1xx interim answers are skipped); the body bytes that came
-    with it stay in ``protocol``."""
-    answered = False
+    with it stay in ``protocol``. A request goes out only on a connection with nothing left to
+    read, so the socket comes first (asking h11 before would only be told NEED_DATA)."""
+    protocol.receive_data((yield from _head_bytes(sock, read_timeout, deadline, False)))
     while True:
         event = next_event(protocol)
         if event is h11.NEED_DATA:
-            data = yield from _head_bytes(sock, read_timeout, deadline, answered)
-            protocol.receive_data(data)
-            answered = True
+            protocol.receive_data((yield from _head_bytes(sock, read_timeout, deadline, True)))
         elif isinstance(event, h11.Response):
             headers = HTTPHeaderDict()
             for name, value in event.headers:

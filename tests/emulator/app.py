@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from .account_models import account_models_bp
 from .backend import authorize, backend_bp
+from .conduit import conduit_bp
 from .control import control_bp
 from .downloads import downloads_bp
 from .files import files_bp
@@ -36,6 +37,7 @@ def create_emulator_app(config: dict | None = None) -> Flask:
     app.register_blueprint(voice_bp)
     app.register_blueprint(account_models_bp)
     app.register_blueprint(pictures_bp)
+    app.register_blueprint(conduit_bp)
     app.extensions["emulator_handoff"] = app.extensions["emulator"].handoff = HandOffServer()
     app.register_blueprint(handoff_bp)
     app.before_request(_record_and_authorize)

@@ -44,9 +44,25 @@ def authorize(state: EmulatorState) -> tuple[Response, int] | None:
     return None
 
 
+# What a 2026 upstream that wants the conduit flow might answer the plain POST (config
+# plain_conversation_refused; conduit.py serves the flow itself).
+PLAIN_REFUSAL = {"detail": "This endpoint moved: use /backend-api/f/conversation (conduit flow)."}
+
+
+def refuses(setting: str) -> bool:
+    """A config switch ("" off, "*" every caller, else one token subject) applies to this caller."""
+    return bool(setting) and setting in ("*", g.get("token_subject"))
+
+
 @backend_bp.post("/conversation")
 def conversation():
-    payload = request.get_json(silent=True, force=True)
+    if refuses(_state().config["plain_conversation_refused"]):
+        return jsonify(PLAIN_REFUSAL), 404
+    return serve_conversation(request.get_json(silent=True, force=True))
+
+
+def serve_conversation(payload: object) -> Response | tuple[Response, int]:
+    """A conversation POST, plain or conduit (conduit.py): every scenario the same way."""
     if user_action(payload) is not None:
         return _action_answer(payload)
     if is_speech_payload(payload):  # /v1/audio/speech: only an assistant message (voice.py)

@@ -12,15 +12,18 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from .account_models import AccountModels
+from .conduit_turns import ConduitTurns
 
 DEFAULT_CONFIG = {"token_ttl": 864000, "refresh_delay": 0.5, "fail_upload": "", "hide_delay": 0.0,
-                  "link_base": ""}
+                  "link_base": "", "plain_conversation_refused": "", "fail_prepare": ""}
 _CONFIG_TYPES = {"token_ttl": (int,), "refresh_delay": (int, float), "fail_upload": (str,), "hide_delay": (int, float),
-                 "link_base": (str,)}
-_STRINGS = ("fail_upload", "link_base")
+                 "link_base": (str,), "plain_conversation_refused": (str,), "fail_prepare": (str,)}
+_STRINGS = ("fail_upload", "link_base", "plain_conversation_refused", "fail_prepare")
 # fail_upload: which step of the file upload fails ("" none; create 500, put 403, uploaded 500).
 # link_base: the scheme://host:port that download and upload links point at ("" this emulator
 # itself), e.g. another address, to see whether the proxy fetches what the upstream hands it.
+# plain_conversation_refused / fail_prepare: "" off, "*" every caller, else one token subject
+# (conduit.py): POST /conversation answers 404 naming /f/conversation; a prepare answers 500.
 UPLOAD_STEPS = ("", "create", "put", "uploaded")
 
 
@@ -67,6 +70,7 @@ class EmulatorState:
             self._revoked: set[str] = set()
             self._files: dict[str, dict] = {}
             self.account_models = AccountModels()  # GET /backend-api/models per account
+            self.conduit = ConduitTurns()  # the token chain of each conduit turn (conduit.py)
             # conversation id -> (time it shows, message) for GET /conversation/<id> (pictures.py)
             self._conversations: dict[str, list[tuple[float, dict]]] = {}
 
