@@ -24,6 +24,11 @@ from .http1 import Connection, ConnectionPool, Exchange, bad_stream
 
 READ_SIZE = 64 * 1024
 SETTLE_LIMIT = 64 * 1024  # bytes after [DONE] that are read (and dropped) to keep a connection
+# How long the end of a body that said [DONE] is waited for. Servers often write the last chunk on
+# its own just after [DONE] (gevent's pywsgi when its generator returns); without a short grace a
+# busy machine loses that race and the next chat pays a new TCP and TLS handshake, which costs
+# more than this wait. An upstream that holds the end longer costs a closed connection, no more.
+SETTLE_WAIT = 0.02
 _CHUNK_TAILS = (b"", b"\r", b"\r\n")  # what may follow a chunk's data before its next size line
 _ZLIB_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 
@@ -75,8 +80,8 @@ class UpstreamBody:
         unread bytes in it must never serve another request).
 
         ``settle``: the reader has all it wanted (the reply said [DONE]); the end of the body (the
-        last chunk, which often follows [DONE] in a write of its own) is read first if it is
-        already here, without waiting, so that the connection can serve the next chat instead of
+        last chunk, which often follows [DONE] in a write of its own) is read first if it comes
+        within SETTLE_WAIT, so that the connection can serve the next chat instead of
         costing it a new TCP and TLS handshake."""
         pool, self._pool = self._pool, None
         if pool is None:
@@ -89,12 +94,12 @@ class UpstreamBody:
             self._sock.close()
 
     def _settle(self) -> None:
-        left = SETTLE_LIMIT
+        left, deadline = SETTLE_LIMIT, time.monotonic() + SETTLE_WAIT
         try:
             while not self._ended and left > 0:
-                data = self.read(0.0)
+                data = self.read(max(deadline - time.monotonic(), 0.0))
                 if data is None:
-                    return  # not here yet: the connection is closed rather than waited for
+                    return  # not here in time: the connection is closed rather than waited for
                 left -= len(data)
         except UpstreamError:
             pass
