@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
-from .auth.pool import TokenPool, fails_over, no_token_left
+from .auth.pool import TokenPool, with_failover
 from .auth.tokens import Credentials, TokenResolver
 from .conversation_hider import ConversationHider, HideJob, hide_with
-from .errors import ApiError, ClientGone, UpstreamError, bad_request, empty_reply
+from .errors import ClientGone, UpstreamError, bad_request, empty_reply
 from .gpts import GizmoCatalog
 from .limits import RateLimiter
 from .model_catalog import ModelCatalog
@@ -97,18 +97,8 @@ class ChatService:
         """Open the reply with the client's credentials, or (None) with tokens from the pool.
         ``client_gone`` is asked while the first event is awaited (ClientGone when it says yes).
         ``turn``: the model and payload are the caller's (the images API), not ``request``'s."""
-        if credentials is not None:
-            return self._open_with(request, credentials, client_gone, turn)
-        last: Optional[ApiError] = None
-        for entry in self.pool.candidates():
-            try:
-                return self._open_with(request, entry, client_gone, turn)
-            except ApiError as exc:
-                if not fails_over(exc):
-                    raise
-                self.pool.failed(entry, exc)
-                last = exc
-        raise no_token_left(last)
+        return with_failover(self.pool, credentials,
+                             lambda entry: self._open_with(request, entry, client_gone, turn))
 
     def _open_with(self, request: ChatRequest, credentials: Credentials, client_gone: Callable[[], bool],
                    turn: Optional["CustomTurn"] = None) -> OpenReply:
