@@ -69,7 +69,8 @@ class ChatService:
     def __init__(self, settings: Settings, models: ModelRegistry, tokens: TokenResolver, upstream: UpstreamClient,
                  gpts: GizmoCatalog, files: Optional[InputFiles] = None, metrics=None,
                  limiter: Optional[RateLimiter] = None, pool: Optional[TokenPool] = None,
-                 catalog: Optional[ModelCatalog] = None, ws_dialer: Optional[WebSocketDialer] = None) -> None:
+                 catalog: Optional[ModelCatalog] = None, ws_dialer: Optional[WebSocketDialer] = None,
+                 hider: Optional[ConversationHider[HideJob]] = None) -> None:
         self.settings = settings
         self.models = models
         self.tokens = tokens
@@ -81,7 +82,7 @@ class ChatService:
         self.pool = pool if pool is not None else TokenPool([], None)
         self.catalog = catalog  # None: the table alone (no discovery)
         self.ws_dialer = ws_dialer  # None: a reply moved to the upstream's WebSocket is not followed
-        self._hider: ConversationHider[HideJob] = ConversationHider(hide_with(upstream))
+        self._hider = hider if hider is not None else ConversationHider(hide_with(upstream))
 
     def resolve_model(self, name: str, credentials: Credentials, access_token: str) -> ModelSpec:
         """A GPT (whose info may have to be fetched: 404 or 502 if it cannot), else the table's model,

@@ -7,6 +7,7 @@ from typing import Optional, Union
 from .auth.pool import ApiKeys, TokenPool, parse_pool
 from .auth.tokens import TokenResolver
 from .chat_service import ChatService
+from .conversation_hider import ConversationHider, hide_with
 from .gpts import GizmoCatalog, build_catalog
 from .limits import RateLimiter
 from .metrics import Metrics
@@ -50,10 +51,11 @@ def build_services(settings: Settings, store: Optional[Union[FailoverStore, Redi
     limiter = RateLimiter(store, settings.rate_limit_per_minute, settings.rate_limit_max_wait)
     pool = TokenPool(parse_pool(settings.token_pool), store)
     catalog = ModelCatalog(models, store, tokens, upstream)  # the table plus each account's model list
+    hider = ConversationHider(hide_with(upstream))  # one queue per worker, for chat, images and voice
     chat = ChatService(settings, models, tokens, upstream, gpts, files=files, metrics=metrics, limiter=limiter,
-                       pool=pool, catalog=catalog, ws_dialer=_ws_dialer(settings, upstream_urls))
+                       pool=pool, catalog=catalog, ws_dialer=_ws_dialer(settings, upstream_urls), hider=hider)
     voice_calls = VoiceCalls(upstream, upstream_urls, settings.upstream_read_timeout)
-    voice = VoiceService(settings, tokens, upstream, voice_calls, limiter, pool)
+    voice = VoiceService(settings, tokens, upstream, voice_calls, limiter, pool, hider)
     return Services(settings, store, models, gpts, upstream, upstream_urls, tokens, chat, metrics,
                     ApiKeys(settings.api_keys), voice)
 

@@ -15,7 +15,7 @@ from typing import Callable, List, Mapping, Optional, TypeVar
 
 from .auth.pool import TokenPool, with_failover
 from .auth.tokens import Credentials, TokenResolver
-from .conversation_hider import ConversationHider, HideJob, hide_with
+from .conversation_hider import ConversationHider, HideJob
 from .errors import ClientGone, UpstreamError, upstream_timeout
 from .limits import RateLimiter
 from .redact import mask
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 SPEECH_MODEL = "auto"  # the slug the web app sends today; the speech conversation's model does not matter
 TRANSCRIBE_LIMIT_SLUG = "transcribe"  # the rate-limit cool-down key of transcriptions
 TICK = 0.5  # how often a silent speech conversation checks its client and its deadline
-HIDING_THREADS = 2
 
 Result = TypeVar("Result")
 
@@ -48,14 +47,14 @@ class Session:
 
 class VoiceService:
     def __init__(self, settings: Settings, tokens: TokenResolver, upstream: UpstreamClient, calls: VoiceCalls,
-                 limiter: Optional[RateLimiter], pool: TokenPool) -> None:
+                 limiter: Optional[RateLimiter], pool: TokenPool, hider: ConversationHider[HideJob]) -> None:
         self.settings = settings
         self.tokens = tokens
         self.upstream = upstream
         self.calls = calls
         self.limiter = limiter
         self.pool = pool
-        self._hider: ConversationHider[HideJob] = ConversationHider(hide_with(upstream), threads=HIDING_THREADS)
+        self._hider = hider  # the worker's one queue of hides, shared with chat
 
     def speak(self, speech: SpeechRequest, credentials: Optional[Credentials],
               client_gone: Callable[[], bool]) -> SpeechAudio:
