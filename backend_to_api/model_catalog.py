@@ -17,11 +17,10 @@ from typing import Any, Iterable, List, Optional
 
 from .auth.tokens import Credentials, TokenResolver
 from .errors import ApiError, model_not_found
-from .models import ModelRegistry, ModelSpec, canonical, passthrough_family
+from .models import AUTO_SLUG, ModelRegistry, ModelSpec, canonical, passthrough_family
 from .store import LockTimeout
 from .translate.uploads import account_fingerprint
 from .upstream.client import UpstreamClient
-from .upstream.errors import wrap_transport_errors
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,6 @@ FETCH_TIMEOUT = 3.0      # per read: a chat waits at most this long for a model 
 MODELS_PATH = "/backend-api/models"
 # Slugs are echoed to clients and sent upstream: nothing but what slugs are made of.
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
-AUTO_SLUG = "auto"  # the server routes it: every account can use it
 
 
 class ModelCatalog:
@@ -103,15 +101,11 @@ class ModelCatalog:
         return {"slugs": slugs}
 
     def _fetch(self, credentials: Credentials, access_token: str) -> List[str]:
-        # The session of UpstreamClient (its pool, proxy and TLS settings) with a short read timeout
-        # of our own: UpstreamClient.get allows 60 s, too long for a list a chat may be waiting for.
-        upstream = self.upstream
-        with wrap_transport_errors("model list"):
-            response = upstream.session.get(
-                upstream.root + MODELS_PATH, params={"history_and_training_disabled": "false"},
-                headers=upstream.headers(access_token, credentials.account_id),
-                timeout=(upstream.timeout[0], self.timeout))
-            body = response.content[:1024 * 1024]
+        # A short read timeout of our own: GET's default 60 s is too long for a list a chat may be
+        # waiting for.
+        response = self.upstream.get(MODELS_PATH + "?history_and_training_disabled=false", "model list",
+                                     access_token, credentials.account_id, read_timeout=self.timeout)
+        body = response.content[:1024 * 1024]
         if response.status_code != 200:
             raise ApiError(502, f"HTTP {response.status_code}", code="model_list_failed")
         return _parse(body)

@@ -18,6 +18,7 @@ from .settings import ConfigError, Settings
 
 TOKENIZERS = ("cl100k_base", "o200k_base")  # the encodings shipped in data/tiktoken
 THINKING_EFFORTS = ("standard", "extended", "max")  # the upstream's words (spec 1.2)
+AUTO_SLUG = "auto"  # the server routes it: every account can use it
 ENTRY_FIELDS = ("slug", "aliases", "hints", "thinking_effort", "thinking", "reasoning", "tokenizer")
 
 

@@ -47,8 +47,7 @@ def _names() -> List[str]:
     names = svc.chat.catalog.names(_account()) + svc.gpts.names()
     # /v1/images/* serves OpenAI's image model names with today's image model unless an alias
     # claims one (api/images.py), whatever the account's chat models are.
-    names += [name for name in IMAGE_MODEL_NAMES if name not in names]
-    return list(dict.fromkeys(names))  # a GPT may reuse a built-in name (it wins): listed once
+    return list(dict.fromkeys(names + list(IMAGE_MODEL_NAMES)))  # a GPT may reuse a built-in name: listed once
 
 
 def list_models():

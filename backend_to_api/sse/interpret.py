@@ -188,8 +188,7 @@ class ReplyInterpreter:
         if role not in ("assistant", "tool"):  # user/system: the echo of our request; others unknown
             return []
         message_id = _str(message.get("id"))
-        slug = _mapping(message.get("metadata")).get("model_slug") if role == "assistant" else None
-        events = self._model(slug) if slug is not None and slug != self._model_slug else []
+        events = self._model(_mapping(message.get("metadata")).get("model_slug")) if role == "assistant" else []
         events += self._delta(message, message_id, role, _str(author.get("name")))
         if role == "tool":
             events += self._images(message, message_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from ..errors import bad_request
-from ..models import ModelFamily
+from ..models import AUTO_SLUG, ModelFamily
 
 EFFORTS = {
     "none": "standard", "minimal": "standard", "low": "standard",
@@ -19,7 +19,6 @@ EFFORTS = {
     "standard": "standard", "extended": "extended", "max": "max",
 }
 REASON_HINT = "reason"
-AUTO_SLUG = "auto"
 
 
 def parse_reasoning_effort(value: Any) -> Optional[str]:

@@ -129,11 +129,12 @@ class UpstreamClient:
         response.close()
         return response.status_code == 200
 
-    def get(self, path: str, what: str, access_token: str, account_id: Optional[str] = None) -> requests.Response:
+    def get(self, path: str, what: str, access_token: str, account_id: Optional[str] = None,
+            read_timeout: float = 60) -> requests.Response:
         """A small backend-api GET (e.g. GPT info); the caller reads status and body."""
         with wrap_transport_errors(what):
             return self.session.get(f"{self.root}{path}", headers=self.headers(access_token, account_id),
-                                    timeout=(self.timeout[0], 60))
+                                    timeout=(self.timeout[0], read_timeout))
 
     def post(self, url: str, what: str, **kwargs: Any) -> requests.Response:
         """A plain POST to any URL (token refreshers), with our timeouts and error wrapping."""
