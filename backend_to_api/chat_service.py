@@ -162,7 +162,8 @@ class ChatService:
         if self.ws_dialer is None:
             return None
         return HandOff(self.upstream, self.ws_dialer,
-                       lambda: self.upstream.headers(opened.access_token, opened.credentials.account_id))
+                       lambda: self.upstream.headers(opened.access_token, opened.credentials.account_id),
+                       lambda: self._refresh_token(opened), self.settings.handoff_ping_interval)
 
     def _post(self, payload: dict, opened: OpenReply, deadline: Deadline) -> Steps[UpstreamBody]:
         """The conversation call, in steps; on a 401 the token is refreshed once (blocking: as the

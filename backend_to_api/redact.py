@@ -9,11 +9,14 @@ import re
 # JWTs, Bearer values, refresh-token-like runs of 40+ URL-safe characters, and the value of any
 # name=value whose name ends in key/token/secret/password (a query string a client sent, which
 # gunicorn quotes whole when it cannot parse the request line), however short.
+# Linear in the text however hostile (a client's 1 MB model name is logged): a JWT and a name=value
+# are only tried from the start of a run of word characters, not from each of its characters (which
+# was quadratic: minutes of a blocked worker); the JWT's runs are possessive (a "." cannot be given back).
 _SECRET_PATTERNS = (
-    re.compile(r"eyJ[\w-]{6,}\.[\w-]{6,}\.[\w-]*"),
+    re.compile(r"(?<![\w-])eyJ[\w-]{6,}+\.[\w-]{6,}+\.[\w-]*+"),
     re.compile(r"(?i)(bearer\s+)[^\s,\"']+"),
     re.compile(r"(?i)(refresh_token[\"']?\s*[=:]\s*[\"']?)[^\s&,\"']+"),
-    re.compile(r"(?i)([\w-]*(?:key|token|secret|password)=)[^\s&,\"'\[]+"),
+    re.compile(r"(?i)((?<![\w-])[\w-]*(?:key|token|secret|password)=)[^\s&,\"'\[]+"),
     re.compile(r"\b[\w-]{40,}\b"),
 )
 

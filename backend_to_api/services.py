@@ -53,13 +53,15 @@ def build_services(settings: Settings, store: Optional[Union[FailoverStore, Redi
     catalog = ModelCatalog(models, store, tokens, upstream)  # the table plus each account's model list
     hider = ConversationHider(hide_with(upstream))  # one queue per worker, for chat, images and voice
     chat = ChatService(settings, models, tokens, upstream, gpts, files=files, metrics=metrics, limiter=limiter,
-                       pool=pool, catalog=catalog, ws_dialer=_ws_dialer(settings, upstream_urls), hider=hider)
+                       pool=pool, catalog=catalog, ws_dialer=_ws_dialer(settings, upstream_urls, upstream), hider=hider)
     voice_calls = VoiceCalls(upstream, upstream_urls, settings.upstream_read_timeout)
     voice = VoiceService(settings, tokens, upstream, voice_calls, limiter, pool, hider)
     return Services(settings, store, models, gpts, upstream, upstream_urls, tokens, chat, metrics,
                     ApiKeys(settings.api_keys), voice)
 
 
-def _ws_dialer(settings: Settings, upstream_urls: GuardedFetcher) -> WebSocketDialer:
-    """The reply hand-off's WebSocket URLs come from the upstream: the same checks as its other URLs."""
-    return WebSocketDialer(upstream_urls.allowlist, upstream_urls.ca_bundle, settings.upstream_connect_timeout)
+def _ws_dialer(settings: Settings, upstream_urls: GuardedFetcher, upstream: UpstreamClient) -> WebSocketDialer:
+    """The reply hand-off's WebSocket URLs come from the upstream: the same checks as its other URLs,
+    through the outbound proxy its conversation call takes."""
+    return WebSocketDialer(upstream_urls.allowlist, upstream_urls.ca_bundle, settings.upstream_connect_timeout,
+                           upstream.proxy)

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import urllib.parse
 
+import openai
 import pytest
 import requests
 
@@ -165,3 +166,65 @@ def test_proxy_urls_our_exchange_speaks_and_those_it_refuses_clearly():
         with pytest.raises(UpstreamError) as refused:
             parse_proxy_url(url)
         assert refused.value.status == 502 and refused.value.code == "proxy_not_supported"
+
+
+# --- the WebSocket hand-off through the proxy ---------------------------------------------------------
+
+def websocket_authority(emulator) -> str:
+    """host:port of the emulator's WebSocket server (as its lookup names it)."""
+    token = requests.post(emulator.url + "/applelogin", data={"refresh_token": "rt-ws-where"},
+                          timeout=5).json()["access_token"]
+    url = requests.get(emulator.url + "/backend-api/celsius/ws/user", headers={"Authorization": f"Bearer {token}"},
+                       timeout=5).json()["websocket_url"]
+    return urllib.parse.urlsplit(url).netloc
+
+
+def test_a_handed_off_reply_is_dialed_through_the_proxy_and_arrives_whole(proxied, forward_proxy, emulator):
+    from .test_handoff_e2e import ANSWER, THOUGHTS_TEXT, ask, connections_since, handoff_records
+    from .test_reasoning_e2e import content_of, reasoning_of
+
+    authority = websocket_authority(emulator)
+    tunnels_before = forward_proxy.seen.count(("CONNECT", authority))
+    before = len(handoff_records(emulator))
+    chunks = list(proxied.client(api_key="rt-ws-via-proxy").chat.completions.create(
+        model="gpt-5-thinking", stream=True,
+        messages=ask("gpt-5-thinking", emu="handoff_thinking", text=ANSWER, encoding="v1", chunk=4)))
+    assert reasoning_of(chunks) == THOUGHTS_TEXT and content_of(chunks) == ANSWER
+    assert ("GET", "/backend-api/celsius/ws/user") in forward_proxy.seen  # the lookup, as every API call
+    assert forward_proxy.seen.count(("CONNECT", authority)) == tunnels_before + 1  # the socket, tunnelled
+    assert len(connections_since(emulator, before)) == 1
+    reply = proxied.client(api_key="rt-ws-via-proxy").chat.completions.create(  # 2024: the POST names the socket
+        model="gpt-4o", messages=ask("gpt-4o", emu="wss_2024", text=ANSWER))
+    assert reply.choices[0].message.content == ANSWER
+    assert forward_proxy.seen.count(("CONNECT", authority)) == tunnels_before + 2
+
+
+def test_a_websocket_on_a_refused_address_is_not_tunnelled(proxied, forward_proxy, emulator):
+    from .test_handoff_e2e import ask
+
+    seen_before = len(forward_proxy.seen)
+    with pytest.raises(openai.APIStatusError) as info:
+        proxied.client("rt-ws-metadata-proxied").chat.completions.create(
+            model="gpt-4o", messages=ask("gpt-4o", emu="handoff_derived", text="never shown"))
+    assert info.value.status_code == 502 and info.value.body["code"] == "upstream_handoff_failed"
+    assert "private or local" in info.value.body["message"]
+    assert not [target for method, target in forward_proxy.seen[seen_before:] if method == "CONNECT"]
+
+
+def test_a_wss_hand_off_is_tunnelled_with_tls_inside(forward_proxy, tls_emulator, redis_server, workdir):
+    from .test_handoff_e2e import ANSWER, THOUGHTS_TEXT, ask
+    from .test_reasoning_e2e import content_of, reasoning_of
+
+    proxy = Proxy(tls_emulator, redis_server.port, tempfile.mkdtemp(dir=workdir),
+                  {"PROXY": forward_proxy.url, "REQUESTS_CA_BUNDLE": TLS_CERT, "PROCESS_WORKERS": "1"}).start()
+    try:
+        chunks = list(proxy.client(api_key="rt-wss-tunnel").chat.completions.create(
+            model="gpt-5-thinking", stream=True,
+            messages=ask("gpt-5-thinking", emu="handoff_thinking", text=ANSWER, encoding="v1", chunk=4)))
+        records = requests.get(tls_emulator.url + "/_emulator/handoff", verify=TLS_CERT, timeout=5).json()
+    finally:
+        proxy.stop()
+    assert reasoning_of(chunks) == THOUGHTS_TEXT and content_of(chunks) == ANSWER
+    assert len(records) == 1 and records[0]["commands"]  # spoken to over TLS, through the tunnel
+    emulator_port = str(urllib.parse.urlsplit(tls_emulator.url).port)
+    assert [t for m, t in forward_proxy.seen if m == "CONNECT" and not t.endswith(":" + emulator_port)]

@@ -43,3 +43,17 @@ def test_short_secrets_in_a_query_string_are_scrubbed_but_not_other_fields():
         assert secret not in text
     assert "api_key=[redacted]&x=1&access_token=[redacted]" in text
     assert "model=gpt-4o status=200 max_tokens=9" in text
+
+
+def test_hostile_text_is_scrubbed_in_linear_time():
+    # A client's 1 MB model name ends up in the access log line: the JWT and name=value patterns
+    # were tried from every character of a long run (quadratic), which blocked a gevent worker,
+    # every request on it included, for minutes ("eyJ" * 80000 alone took 26 s).
+    import time
+
+    for text in ("x" * 250_000, "é" * 250_000, "eyJ" * 80_000, "key" * 80_000, "eyJ-" * 60_000 + ".",
+                 "a-" * 125_000 + "=", "tokentoken" * 25_000 + "=v", "x.eyJ" * 50_000):
+        started = time.monotonic()
+        text = formatted(record("model=%s status=404", text))
+        assert time.monotonic() - started < 1.0, text[:40]
+    assert formatted(record("x=%s y", JWT)) == "x=[redacted] y"

@@ -58,3 +58,15 @@ def test_a_tls_upstream_silent_past_the_read_timeout_ends_the_reply(proxy):
     body = response.content.decode()
     assert '"content":"abc"' in body and '"code":"upstream_timeout"' in body
     assert '"content":"def"' not in body and body.endswith("data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize("emu", ["handoff_thinking", "wss_2024"])
+def test_a_reply_handed_off_to_a_wss_socket_arrives_whole(proxy, emu):
+    # The emulator's WebSocket speaks TLS when it does: the dial's TLS handshake (in steps) checks
+    # the certificate against REQUESTS_CA_BUNDLE, under both worker classes.
+    from .test_handoff_e2e import ANSWER, ask
+    from .test_reasoning_e2e import content_of
+
+    chunks = list(proxy.client().chat.completions.create(
+        model="gpt-5-thinking", stream=True, messages=ask("gpt-5-thinking", emu=emu, text=ANSWER, encoding="v1")))
+    assert content_of(chunks) == ANSWER and chunks[-1].choices[0].finish_reason == "stop"

@@ -109,7 +109,7 @@ def _number(value: Any, name: str, low: float, high: float) -> Optional[float]:
         return None
     try:
         number = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer of 400 digits
         number = math.nan
     if not low <= number <= high:
         raise bad_request(f"'{name}' must be a number from {low} to {high}.", param=name)

@@ -27,7 +27,7 @@ from .body import UpstreamBody
 from .conduit import ConduitPreparer, FlowChoice, conduit_body
 from .errors import map_upstream_status, upstream_message, wrap_transport_errors
 from .http1 import ConnectionPool
-from .proxy_route import proxy_route
+from .proxy_route import ProxyRoute, proxy_route
 from .steps import Deadline, Steps
 from .ws_answer import WebSocketAnswer, web_socket_answer
 
@@ -58,6 +58,12 @@ class UpstreamClient:
         self.flow = FlowChoice(settings.conversation_flow)  # per worker: this client is the worker's only one
         self._preparer = ConduitPreparer(self.session, f"{self.root}/backend-api/f/conversation/prepare",
                                          settings.upstream_connect_timeout, settings.conduit_prepare_timeout)
+
+    @property
+    def proxy(self) -> Optional[ProxyRoute]:
+        """The outbound proxy the conversation call goes through (None: straight, or one it cannot
+        speak, when every conversation call fails anyway), for the WebSocket dial (ws_dial.py)."""
+        return self._pool.proxy if self._pool is not None else None
 
     def headers(self, access_token: str, account_id: Optional[str] = None) -> Dict[str, str]:
         headers = {"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT}

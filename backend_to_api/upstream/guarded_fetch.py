@@ -103,6 +103,16 @@ def allowed_addresses(host: str, port: int, allowlist: Allowlist) -> List[IPAddr
     return allowed[:MAX_ADDRESSES]
 
 
+def check_before_proxy(host: str, port: int, allowlist: Allowlist) -> None:
+    """The check for a host the operator's proxy will connect to: RefusedAddress when its name
+    resolves here to refused addresses (a literal address always does); a name that does not
+    resolve here passes, since only the proxy can resolve it: the proxy is the operator's boundary then."""
+    try:
+        allowed_addresses(host, port, allowlist)
+    except socket.gaierror:
+        pass
+
+
 class Target(NamedTuple):
     scheme: str
     host: str       # lower case, no brackets
@@ -207,10 +217,7 @@ class GuardedFetcher:
 
     def _via_proxy(self, method: str, url: str, target: Target, headers: Mapping[str, str],
                    timeout: urllib3.Timeout, body: Optional[bytes]) -> urllib3.BaseHTTPResponse:
-        try:
-            allowed_addresses(target.host, target.port, self.allowlist)
-        except socket.gaierror:
-            pass  # only the proxy can resolve it: the proxy is the operator's boundary then
+        check_before_proxy(target.host, target.port, self.allowlist)
         assert self._proxy is not None  # (only called when there is one)
         return self._proxy.urlopen(method, url, body=body, headers=dict(headers), retries=False, redirect=False,
                                    preload_content=False, timeout=timeout)

@@ -26,13 +26,14 @@ import websocket
 
 from ..errors import UpstreamError
 from .client import USER_AGENT
+from .steps import Deadline, Steps
 from .ws_answer import WebSocketAnswer
 from .ws_dial import WebSocketDialer
 
 log = logging.getLogger(__name__)
 
 SILENCE_LIMIT = 120.0  # seconds without a frame that end a handed-off reply ([A]), if the read timeout is longer
-PING_EVERY = 25.0  # seconds, as the web page and [A] do: idle sockets are dropped by proxies
+PING_EVERY = 25.0  # seconds, as the web page and [A] do: idle sockets are dropped by proxies (handoff_ping_interval)
 ACK_EVERY = 80  # 2024 frames acknowledged per this many ([C] chatFormat.py)
 SERVICE_TOPICS = ("calpico-chatgpt", "conversations", "app_notifications")  # what the page subscribes to
 END_TYPES = ("done", "error")
@@ -43,20 +44,28 @@ ERROR_ITEM = b'data: {"type": "error", "error": "The upstream ended the handed-o
 # The socket's URL carries its own credential: our bearer token never goes to a host the upstream named.
 WS_HEADERS = {"User-Agent": USER_AGENT}
 Headers = Callable[[], Mapping[str, str]]  # the current token's headers (it may have been refreshed)
+Refresh = Callable[[], None]  # replaces the chat's access token with a fresh one (ApiError when it cannot)
 
 
 class HandOff:
-    """Opens the WebSocket a reply moved to, with one chat's token (``headers``)."""
+    """Opens the WebSocket a reply moved to, with one chat's token (``headers``; ``refresh`` once when
+    the upstream answers 401, as the conversation call does), in steps (steps.py): the lookup is a
+    small blocking call, the dial yields whenever the caller's slice of time ends."""
 
-    def __init__(self, client, dialer: WebSocketDialer, headers: Headers) -> None:
+    def __init__(self, client, dialer: WebSocketDialer, headers: Headers, refresh: Refresh,
+                 ping_every: float = PING_EVERY) -> None:
         self._client = client  # upstream/client.py's UpstreamClient: root, requests session, timeouts
         self._dialer = dialer
         self._headers = headers
+        self._refresh = refresh
+        self._ping_every = ping_every
 
-    def follow_topic(self, topic_id: str) -> "TopicReader":
+    def follow_topic(self, topic_id: str, deadline: Deadline) -> Steps["TopicReader"]:
         """2026: the turn's topic on the account's WebSocket."""
         url = self._backend_json("GET", "/backend-api/celsius/ws/user", "websocket_url")
-        ws = self._dialer.dial(url, WS_HEADERS)
+        if deadline.remaining() <= 0:
+            yield  # the lookup took the slice: the caller looks at its client before we dial
+        ws = yield from self._dialer.dial(url, WS_HEADERS, deadline)
         try:
             commands = [{"id": 1, "command": {"type": "connect", "presence": {"type": "presence",
                                                                              "state": "background"}}}]
@@ -68,34 +77,53 @@ class HandOff:
         except (OSError, websocket.WebSocketException) as exc:
             ws.close()
             raise _failed(f"subscribing failed: {exc}")
-        return TopicReader(ws, topic_id)
+        return TopicReader(ws, topic_id, self._ping_every)
 
-    def follow_answer(self, answer: WebSocketAnswer) -> "SequenceReader":
+    def follow_answer(self, answer: WebSocketAnswer, deadline: Deadline) -> Steps["SequenceReader"]:
         """2024: the socket the POST's JSON names (registered first when it names none)."""
-        url = _text(answer.document.get("wss_url")) or self._backend_json(
-            "POST", "/backend-api/register-websocket", "wss_url")
-        return SequenceReader(self._dialer.dial(url, WS_HEADERS), _text(answer.document.get("response_id")))
+        url = _text(answer.document.get("wss_url"))
+        if not url:
+            url = self._backend_json("POST", "/backend-api/register-websocket", "wss_url")
+            if deadline.remaining() <= 0:
+                yield  # as in follow_topic
+        ws = yield from self._dialer.dial(url, WS_HEADERS, deadline)
+        return SequenceReader(ws, _text(answer.document.get("response_id")), self._ping_every)
 
     def _backend_json(self, method: str, path: str, key: str) -> str:
+        """``key`` of the JSON ``path`` answers; a 401 refreshes the token once and asks again."""
+        status, document = self._backend_call(method, path)
+        if status == 401:
+            log.info("upstream answered 401 to %s; refreshing the token once", path)
+            self._refresh()
+            status, document = self._backend_call(method, path)
+            if status == 401:
+                raise UpstreamError(502, f"The upstream moved the reply to its WebSocket but refused the access "
+                                         f"token for it ({path}: HTTP 401), also after a refresh.", 401,
+                                    code="upstream_handoff_failed")
+        value = document.get(key) if status == 200 else None
+        if not _text(value):
+            raise _failed(f"{path} answered {status} without {key}")
+        return value
+
+    def _backend_call(self, method: str, path: str) -> Tuple[int, Mapping[str, Any]]:
         timeout = (self._client.timeout[0], 30)
         try:
             response = self._client.session.request(method, f"{self._client.root}{path}", headers=self._headers(),
                                                     timeout=timeout)
-            value = response.json().get(key) if response.status_code == 200 else None
-        except (OSError, ValueError, AttributeError) as exc:  # requests' errors are OSErrors
+            with response:
+                return response.status_code, _mapping(response.json()) if response.status_code == 200 else {}
+        except (OSError, ValueError) as exc:  # requests' errors are OSErrors, its JSON errors ValueErrors
             raise _failed(f"{path}: {exc}")
-        if not _text(value):
-            raise _failed(f"{path} answered {response.status_code} without {key}")
-        return value
 
 
 class _SocketReader:
     """What both readers share: timed receives, pings, the end, closing."""
 
-    def __init__(self, ws: websocket.WebSocket) -> None:
+    def __init__(self, ws: websocket.WebSocket, ping_every: float) -> None:
         self._ws = ws
         self._pending: List[bytes] = []
         self._ended = False
+        self._ping_every = ping_every
         self._last_ping = time.monotonic()
 
     def read(self, timeout: float) -> Optional[bytes]:
@@ -119,11 +147,8 @@ class _SocketReader:
 
     def _receive(self, deadline: float) -> Optional[Any]:
         """The next JSON frame; None on a silent timeout. A closed socket ends the reply."""
-        self._ping_when_due()
-        wait = min(deadline - time.monotonic(), self._last_ping + PING_EVERY - time.monotonic())
-        self._ws.settimeout(max(wait, 0.01))
         try:
-            opcode, data = self._ws.recv_data()
+            opcode, data = self._receive_pinging(deadline)
         except websocket.WebSocketTimeoutException:
             return None
         except (OSError, websocket.WebSocketException) as exc:
@@ -138,8 +163,21 @@ class _SocketReader:
         except orjson.JSONDecodeError:
             return None  # noise; the silence limit still applies
 
+    def _receive_pinging(self, deadline: float) -> Tuple[int, bytes]:
+        """One data frame by ``deadline`` (else WebSocketTimeoutException), pinging whenever due
+        meanwhile: a ping alone falling due does not end the caller's tick early."""
+        while True:
+            self._ping_when_due()
+            wait = min(deadline, self._last_ping + self._ping_every) - time.monotonic()
+            self._ws.settimeout(max(wait, 0.01))
+            try:
+                return self._ws.recv_data()
+            except websocket.WebSocketTimeoutException:
+                if deadline - time.monotonic() <= 0.01:
+                    raise
+
     def _ping_when_due(self) -> None:
-        if time.monotonic() - self._last_ping >= PING_EVERY:
+        if time.monotonic() - self._last_ping >= self._ping_every:
             self._last_ping = time.monotonic()
             try:
                 self._ws.ping()
@@ -158,8 +196,8 @@ class _SocketReader:
 class TopicReader(_SocketReader):
     """2026: the items of one topic, each once, in order."""
 
-    def __init__(self, ws: websocket.WebSocket, topic_id: str) -> None:
-        super().__init__(ws)
+    def __init__(self, ws: websocket.WebSocket, topic_id: str, ping_every: float = PING_EVERY) -> None:
+        super().__init__(ws, ping_every)
         self._topic = topic_id
         self._seen: set = set()
 
@@ -184,8 +222,8 @@ class TopicReader(_SocketReader):
 class SequenceReader(_SocketReader):
     """2024: base64 SSE bodies in sequence, acknowledged."""
 
-    def __init__(self, ws: websocket.WebSocket, response_id: str) -> None:
-        super().__init__(ws)
+    def __init__(self, ws: websocket.WebSocket, response_id: str, ping_every: float = PING_EVERY) -> None:
+        super().__init__(ws, ping_every)
         self._response_id = response_id
         self._unacknowledged = 0
 

@@ -100,7 +100,7 @@ class ConnectionPool:
             self.host_header = self.host_header.rsplit(":", 1)[0]
         self.connect_timeout = connect_timeout
         self._tls = _tls_context(ca_bundle) if parts.scheme == "https" else None
-        self._proxy = proxy
+        self.proxy = proxy
         # A plain-http origin behind a proxy is asked for in absolute form, with the proxy's credentials.
         self._absolute = f"http://{self.host_header}" if proxy is not None and self._tls is None else ""
         # The fields every request starts with, and the header names we send, as bytes once: h11
@@ -153,8 +153,8 @@ class ConnectionPool:
 
     def _request(self, method: str, path: str, headers: Mapping[str, str], size: int) -> h11.Request:
         fields = [self._host_field]
-        if self._absolute and self._proxy is not None:
-            fields += self._proxy.headers
+        if self._absolute and self.proxy is not None:
+            fields += self.proxy.headers
         names = self._names
         for name, value in headers.items():
             raw_name = names.get(name) or names.setdefault(name, name.encode("ascii"))
@@ -192,12 +192,12 @@ class ConnectionPool:
         """A new connection, TLS included, in steps: the request keeps ticking while a slow or
         unreachable upstream takes its time (each of TCP, the proxy's tunnel and TLS within the
         connect timeout)."""
-        host, port = (self._proxy.host, self._proxy.port) if self._proxy is not None else (self.host, self.port)
+        host, port = (self.proxy.host, self.proxy.port) if self.proxy is not None else (self.host, self.port)
         sock = yield from connect(host, port, self.connect_timeout, deadline)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small requests, sent at once
-            if self._proxy is not None and self._tls is not None:
-                yield from self._tunnel(sock, self._proxy, deadline)
+            if self.proxy is not None and self._tls is not None:
+                yield from open_tunnel(sock, self.proxy, self.host, self.port, self.connect_timeout, deadline)
             if self._tls is not None:
                 sock = yield from handshake(self._tls, sock, self.host, self.connect_timeout, deadline)
         except BaseException:
@@ -205,19 +205,22 @@ class ConnectionPool:
             raise
         return Connection(sock, self._idle_limit)
 
-    def _tunnel(self, sock: socket.socket, proxy: ProxyRoute, deadline: Deadline) -> Steps[None]:
-        """Ask the proxy for a tunnel to the upstream (CONNECT); TLS then goes through it."""
-        authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
-        request = h11.Request(method="CONNECT", target=authority, headers=[("Host", authority)] + proxy.headers)
-        sock.settimeout(self.connect_timeout)
-        sock.sendall(protocol.send(request) + protocol.send(h11.EndOfMessage()))
-        head = yield from read_head(sock, protocol, self.connect_timeout, deadline)
-        if not 200 <= head.status < 300:
-            raise UpstreamError(502, f"The outbound proxy refused the tunnel to the upstream: HTTP {head.status}.",
-                                code="upstream_unreachable")
-        if protocol.trailing_data[0]:
-            raise bad_stream("the proxy sent bytes before the tunnel was used")
+
+def open_tunnel(sock: socket.socket, proxy: ProxyRoute, host: str, port: int, timeout: float,
+                deadline: Deadline) -> Steps[None]:
+    """Ask the proxy on ``sock`` for a tunnel to ``host:port`` (CONNECT), within ``timeout`` seconds
+    of silence; TLS, or a WebSocket (ws_dial.py), then goes through it."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    protocol = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    request = h11.Request(method="CONNECT", target=authority, headers=[("Host", authority)] + proxy.headers)
+    sock.settimeout(timeout)
+    sock.sendall(protocol.send(request) + protocol.send(h11.EndOfMessage()))
+    head = yield from read_head(sock, protocol, timeout, deadline)
+    if not 200 <= head.status < 300:
+        raise UpstreamError(502, f"The outbound proxy refused the tunnel to {authority}: HTTP {head.status}.",
+                            code="upstream_unreachable")
+    if protocol.trailing_data[0]:
+        raise bad_stream("the proxy sent bytes before the tunnel was used")
 
 
 def _refused_header(headers: Mapping[str, str]) -> ApiError:

@@ -106,7 +106,7 @@ class ReplyStream:
     def _next(self, deadline: float) -> Union[List[Event], Waiting, None]:
         while not self._ended:
             remaining = deadline - time.monotonic()
-            if self._body is None and not self._answered(max(remaining, 0.0)):
+            if self._body is None and not self._answered(deadline):
                 return WAITING
             data = self._body.read(max(remaining, 0.0))
             if data is None:
@@ -119,14 +119,17 @@ class ReplyStream:
                 return WAITING
         return None
 
-    def _answered(self, timeout: float) -> bool:
-        """Wait for the call's headers; False if they are not there yet."""
-        body = self._call.wait(timeout)
-        if body is None:
-            return False
+    def _answered(self, deadline: float) -> bool:
+        """Wait for the call's headers (or the WebSocket it led to) until ``deadline``; False if
+        they are not there yet."""
+        while True:
+            body = self._call.wait(max(deadline - time.monotonic(), 0.0))
+            if body is None:
+                return False
+            if not isinstance(body, WebSocketAnswer):
+                break
+            self._call = self._answer_socket(body)  # the dial: more steps, on the same ticks
         self._call = None
-        if isinstance(body, WebSocketAnswer):
-            body = self._answer_socket(body)
         self._body = body
         self._decoder = SSEDecoder()
         self._last_data = time.monotonic()
@@ -178,25 +181,25 @@ class ReplyStream:
 
     def _follow_topic(self) -> None:
         """Read the rest from the topic, through the same decoder state (a fresh one), interpreter,
-        timeouts and ticks. Opening it blocks for at most the connect timeouts."""
+        timeouts and ticks. Opening it is a call in steps, like the POST's (its lookup blocks for at
+        most the connect and read timeouts; a client that left meanwhile is noticed before the dial)."""
         hand_off, self._hand_off = self._hand_off, None
         body, self._body = self._body, None
         if body is not None:
             body.close(settle=True)  # [DONE] came: the connection can be kept
         self._interpreter.said_done = False
-        self._body = hand_off.follow_topic(self._topic.topic_id)
-        self._decoder = SSEDecoder()
-        self._last_data = time.monotonic()
+        topic_id = self._topic.topic_id
+        self._call = ResumableCall(lambda deadline: hand_off.follow_topic(topic_id, deadline))
         self._read_timeout = min(self._read_timeout, SILENCE_LIMIT)
 
-    def _answer_socket(self, answer: WebSocketAnswer):
-        """2024: the POST answered JSON naming a WebSocket; its frames are the reply."""
+    def _answer_socket(self, answer: WebSocketAnswer) -> ResumableCall:
+        """2024: the POST answered JSON naming a WebSocket; its frames are the reply, once dialed."""
         hand_off, self._hand_off = self._hand_off, None
         if hand_off is None:
             raise UpstreamError(502, "The upstream moved the reply to a WebSocket, which this call does not "
                                      "follow.", 200, code="upstream_not_a_stream")
         self._read_timeout = min(self._read_timeout, SILENCE_LIMIT)
-        return hand_off.follow_answer(answer)
+        return ResumableCall(lambda deadline: hand_off.follow_answer(answer, deadline))
 
     def _interpret(self, sse_events: list) -> tuple:
         events: List[Event] = []

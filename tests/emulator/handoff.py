@@ -6,12 +6,14 @@ A gevent StreamServer (one greenlet per connection) speaking the protocol with `
 sans-I/O `ServerProtocol`, so it runs in the emulator's monkey-patched process without threads of
 its own. What a topic or a 2024 response sends is a `Plan` the scenario registers
 (handoff_scenarios.py); what each connection did (commands, acks, when it closed) is recorded for
-the tests (`GET /_emulator/handoff`).
+the tests (`GET /_emulator/handoff`), pings included. `POST /_emulator/handoff/lookup` makes the
+socket's lookup (celsius/ws/user, register-websocket) slow or 401 for one token subject.
 """
 from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import threading
 import time
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import gevent
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, g, has_request_context, jsonify, request
 from gevent.lock import Semaphore
 from gevent.server import StreamServer
 from websockets.frames import Frame, Opcode
@@ -27,6 +29,8 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 handoff_bp = Blueprint("handoff", __name__)
+_TLS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tls")
+TLS_FILES = {"certfile": os.path.join(_TLS_DIR, "cert.pem"), "keyfile": os.path.join(_TLS_DIR, "key.pem")}
 
 
 @dataclass
@@ -34,7 +38,8 @@ class Plan:
     """What one hand-off sends: `items` (stream_item_id, SSE text), the first `catchups` of them in
     the subscribe reply, live items from `live_from` on (an overlap is a duplicate), `repeat` item
     indexes sent twice, `silent_after` items and then silence for `silence` seconds (None: all),
-    `end` marker after the items ("done", "error" or None)."""
+    `end` marker after the items ("done", "error" or None); `resume`: after the silence the rest
+    of the items (and the end marker) still come."""
 
     items: list
     catchups: int = 0
@@ -44,6 +49,15 @@ class Plan:
     silence: float = 0.0
     end: Optional[str] = "done"
     interval: float = 0.0
+    resume: bool = False
+
+
+@dataclass
+class LookupRule:
+    """For one token subject: the next `refuse` lookups answer 401; each waits `delay` s first."""
+
+    refuse: int = 0
+    delay: float = 0.0
 
 
 @dataclass
@@ -53,6 +67,7 @@ class Connection:
     closed: Optional[float] = None
     commands: list = field(default_factory=list)
     acks: list = field(default_factory=list)
+    pings: list = field(default_factory=list)  # when each of the client's pings came
     sent_items: int = 0
 
 
@@ -63,14 +78,20 @@ class HandOffServer:
         self._responses: dict[str, Plan] = {}  # 2024: response id -> plan
         self._latest_response: dict[str, str] = {}  # token subject -> its latest 2024 response id
         self.connections: list[Connection] = []
+        self._lookup_rules: dict[str, LookupRule] = {}
         self._server: Optional[StreamServer] = None
+        self._scheme = "ws"
 
     def url(self, path: str) -> str:
+        """A socket URL on this server: wss:// (tests/tls's certificate) when the emulator serves
+        HTTPS, as the first request that asks for one shows."""
         with self._lock:
             if self._server is None:
-                self._server = StreamServer(("127.0.0.1", 0), self._handle)
+                secure = has_request_context() and request.scheme == "https"
+                self._server = StreamServer(("127.0.0.1", 0), self._handle, **(TLS_FILES if secure else {}))
                 self._server.start()
-            return f"ws://127.0.0.1:{self._server.server_port}{path}"
+                self._scheme = "wss" if secure else "ws"
+            return f"{self._scheme}://127.0.0.1:{self._server.server_port}{path}"
 
     def plan_topic(self, topic: str, plan: Plan) -> None:
         with self._lock:
@@ -84,6 +105,20 @@ class HandOffServer:
     def latest_response(self, subject: str) -> str:
         with self._lock:
             return self._latest_response.get(subject, "")
+
+    def set_lookup_rule(self, subject: str, rule: LookupRule) -> None:
+        with self._lock:
+            self._lookup_rules[subject] = rule
+
+    def lookup_answer(self, subject: str) -> tuple[float, bool]:
+        """(seconds to wait, whether to refuse with 401) for this subject's next lookup."""
+        with self._lock:
+            rule = self._lookup_rules.get(subject)
+            if rule is None:
+                return 0.0, False
+            refuse = rule.refuse > 0
+            rule.refuse -= refuse
+            return rule.delay, refuse
 
     def records(self) -> list[dict]:
         with self._lock:
@@ -114,7 +149,7 @@ class HandOffServer:
     def _read_loop(self, link: "_Link", record: Connection, sender) -> None:
         senders = [sender] if sender else []
         try:
-            for message in link.messages():
+            for message in link.messages(lambda: record.pings.append(time.time())):
                 frames = json.loads(message)
                 for frame in frames if isinstance(frames, list) else [frames]:
                     if frame.get("type") == "sequenceAck":
@@ -142,9 +177,10 @@ class HandOffServer:
         for index in plan.repeat:
             indexes.insert(indexes.index(index) + 1, index)
         for count, index in enumerate(indexes):
-            if plan.silent_after is not None and count >= plan.silent_after:
+            if plan.silent_after is not None and count == plan.silent_after:
                 gevent.sleep(plan.silence)
-                return
+                if not plan.resume:
+                    return
             if plan.interval:
                 gevent.sleep(plan.interval)
             item_id, text = plan.items[index]
@@ -190,8 +226,9 @@ class _Link:
                 self._flush()
                 return requests[0]
 
-    def messages(self):
-        """Text messages until the client closes or goes away (pings are answered by the protocol)."""
+    def messages(self, on_ping):
+        """Text messages until the client closes or goes away (pings are answered by the protocol,
+        and reported to ``on_ping``)."""
         while True:
             try:
                 data = self._sock.recv(65536)
@@ -204,6 +241,8 @@ class _Link:
             for event in self._protocol.events_received():
                 if isinstance(event, Frame) and event.opcode == Opcode.TEXT:
                     yield event.data.decode()
+                elif isinstance(event, Frame) and event.opcode == Opcode.PING:
+                    on_ping()
                 elif isinstance(event, Frame) and event.opcode == Opcode.CLOSE:
                     self._flush_locked()
                     return
@@ -242,8 +281,21 @@ def server() -> HandOffServer:
 METADATA_SUBJECT = "rt-ws-metadata"
 
 
+def _lookup_refused() -> bool:
+    """Applies the caller's LookupRule: waits its delay; True when this lookup answers 401."""
+    delay, refuse = server().lookup_answer(str(g.token_subject))
+    if delay:
+        gevent.sleep(delay)
+    return refuse
+
+
+REFUSED = {"detail": {"code": "token_expired", "message": "Your authentication token has expired."}}
+
+
 @handoff_bp.get("/backend-api/celsius/ws/user")
 def celsius_user():
+    if _lookup_refused():
+        return jsonify(REFUSED), 401
     if str(g.token_subject).startswith(METADATA_SUBJECT):
         return jsonify(websocket_url="ws://169.254.169.254/ws/user")
     return jsonify(websocket_url=server().url("/ws/user?verify=emulated"))
@@ -251,6 +303,8 @@ def celsius_user():
 
 @handoff_bp.post("/backend-api/register-websocket")
 def register_websocket():
+    if _lookup_refused():
+        return jsonify(REFUSED), 401
     response_id = server().latest_response(g.token_subject)
     return jsonify(wss_url=server().url(f"/wss/{response_id}"), expires_at="2099-01-01T00:00:00Z")
 
@@ -258,3 +312,16 @@ def register_websocket():
 @handoff_bp.get("/_emulator/handoff")
 def handoff_records():
     return jsonify(server().records())
+
+
+@handoff_bp.post("/_emulator/handoff/lookup")
+def handoff_lookup_rule():
+    """{"subject": refresh token, "refuse": lookups to answer 401, "delay": seconds before each}."""
+    body = request.get_json(silent=True, force=True)
+    body = body if isinstance(body, dict) else {}
+    subject, refuse, delay = body.get("subject"), body.get("refuse", 0), body.get("delay", 0)
+    if not isinstance(subject, str) or not subject or not isinstance(refuse, int) \
+            or not isinstance(delay, (int, float)) or refuse < 0 or delay < 0:
+        return jsonify(detail="subject (string), refuse (int >= 0), delay (seconds >= 0)"), 400
+    server().set_lookup_rule(subject, LookupRule(refuse, float(delay)))
+    return jsonify(ok=True)

@@ -73,6 +73,16 @@ def handoff_silent(ctx: ReplyContext) -> Steps:
     yield from _handed_off(ctx, plan, topic, turn)
 
 
+def handoff_pause(ctx: ReplyContext) -> Steps:
+    """A text answer whose topic falls silent for `hang` seconds after `after_chunks` items, then
+    sends the rest and the `done` marker (a long thinking pause on the socket)."""
+    turn = uuid.uuid4().hex
+    topic = f"conversation-turn-{turn}"
+    plan = Plan(topic_items(ctx, text(ctx), topic), silent_after=ctx.directive.after_chunks,
+                silence=ctx.directive.hang, resume=True)
+    yield from _handed_off(ctx, plan, topic, turn)
+
+
 def handoff_error(ctx: ReplyContext) -> Steps:
     """The start of an answer (`after_chunks` text events), then the topic's `error` end marker."""
     turn = uuid.uuid4().hex
@@ -108,4 +118,5 @@ def wss_answer(ctx: ReplyContext, subject: str) -> Response:
 
 
 HANDOFF_SCENARIOS = {"handoff_thinking": handoff_thinking, "handoff_catchup": handoff_catchup,
-                     "handoff_silent": handoff_silent, "handoff_derived": handoff_derived, "handoff_error": handoff_error}
+                     "handoff_silent": handoff_silent, "handoff_derived": handoff_derived, "handoff_error": handoff_error,
+                     "handoff_pause": handoff_pause}
