@@ -10,6 +10,7 @@ from .api.access_log import install_access_log
 from .api.audio import audio_blueprint
 from .api.billing import billing_blueprint
 from .api.chat import chat_blueprint
+from .api.responses import responses_blueprint
 from .api.errors import register_error_handlers
 from .api.health import health
 from .api.images import images_blueprint
@@ -40,6 +41,7 @@ def create_app(settings: Optional[Settings] = None, services: Optional[Services]
     install_access_log(app, lambda route, model, status: _count_request(services, route, model, status))
     register_error_handlers(app)
     app.register_blueprint(chat_blueprint(settings.api_prefix))
+    app.register_blueprint(responses_blueprint(settings.api_prefix))
     app.register_blueprint(models_blueprint(settings.api_prefix))
     app.register_blueprint(images_blueprint(settings.api_prefix))
     app.register_blueprint(audio_blueprint(settings.api_prefix))

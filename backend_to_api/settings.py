@@ -112,6 +112,9 @@ class Settings:
     # Longest silence tolerated from the upstream (one socket read) before answering 504.
     upstream_read_timeout: float = _key("upstream_read_timeout", 300.0, min=0.1)
     keep_alive_interval: float = _key("keep_alive_interval", 5.0, min=0.1)
+    # How often a reply handed off to the upstream's WebSocket pings it while waiting (the web page:
+    # 25 s; proxies drop sockets idle for longer).
+    handoff_ping_interval: float = _key("handoff_ping_interval", 25.0, min=0.05)
     # The whole of a non-stream reply, from the request's arrival (beyond it: 504).
     non_stream_deadline: float = _key("non_stream_deadline", 300.0, min=1)
     # An image that arrives after its turn (picture_v2 async task, spec 3.7) is looked for in the
@@ -122,6 +125,9 @@ class Settings:
     max_request_bytes: int = _key("max_request_bytes", 50 * 1024 * 1024, min=1024)
     # Images and files in one request (beyond it: 400).
     max_files_per_request: int = _key("max_files_per_request", 10, min=0)
+    # How long a stored Responses API response (store: true) can be read back or continued with
+    # previous_response_id (OpenAI keeps them 30 days; here they hold whole conversations in Redis).
+    responses_ttl: float = _key("responses_ttl", 7 * 24 * 3600.0, min=1)
     # Longest wait for the upstream's first event before stream headers are sent anyway: errors the
     # upstream reports sooner become HTTP errors; a longer silence is bridged with keep-alives
     # (NextChat gives up on a stream without headers after 60 s).

@@ -172,7 +172,8 @@ def test_unhashable_role_is_a_400(role):
 # Exactness on valid-shaped requests
 # --------------------------------------------------------------------------------------------------
 
-OPENAI_ROLES = ["system", "user", "assistant", "developer", "tool"]
+# Tool results need a tool_call_id and are rendered as <tool_response> blocks: tests/test_tool_calls_*.py.
+OPENAI_ROLES = ["system", "user", "assistant", "developer"]
 plain_text = st.one_of(st.text(max_size=200), st.sampled_from(["", " ", "\n", "héllo 👋🏽", "a\r\nb", "\u2028"]))
 text_parts = st.lists(
     st.builds(lambda kind, text: {"type": kind, "text": text}, st.sampled_from(["text", "input_text"]), plain_text),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
+
+from ..tool_calls.toolset import ToolCall
 
 from .. import jsonbytes
 
@@ -76,6 +78,15 @@ class ChunkFactory:
         for start in range(0, len(text), MAX_DELTA_CHARS):
             yield sse(self.chunk({"reasoning_content": text[start:start + MAX_DELTA_CHARS]}))
 
+    def tool_call(self, index: int, call: ToolCall) -> Iterator[bytes]:
+        """A call as OpenAI streams it: id, type and name with empty arguments, then the arguments."""
+        function = {"name": call.name, "arguments": ""}
+        yield sse(self.chunk({"tool_calls": [{"index": index, "id": call.id, "type": "function",
+                                              "function": function}]}))
+        for start in range(0, len(call.arguments), MAX_DELTA_CHARS):
+            fragment = call.arguments[start:start + MAX_DELTA_CHARS]
+            yield sse(self.chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}))
+
     def finish(self, reason: str) -> bytes:
         return sse(self.chunk({}, reason))
 
@@ -94,7 +105,14 @@ class ChunkFactory:
             completion["choices"][0]["message"]["reasoning_content"] = reasoning
         return completion
 
-    def completion(self, text: str, finish_reason: str, usage: dict) -> dict:
+    def completion(self, text: Optional[str], finish_reason: str, usage: dict,
+                   tool_calls: Sequence[ToolCall] = ()) -> dict:
+        """``text`` None: a reply that only called tools (OpenAI's content is null then)."""
+        message = {"role": "assistant", "content": text, "refusal": None}
+        if tool_calls:
+            message["tool_calls"] = [{"id": call.id, "type": "function",
+                                      "function": {"name": call.name, "arguments": call.arguments}}
+                                     for call in tool_calls]
         return {
             "id": self.id,
             "object": "chat.completion",
@@ -103,7 +121,7 @@ class ChunkFactory:
             "system_fingerprint": None,
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason,
             }],

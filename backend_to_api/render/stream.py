@@ -15,6 +15,7 @@ from ..sse.events import ModelSlug, ReasoningDelta, StreamEnd
 from ..upstream.reply import WAITING
 from .chunks import DONE, KEEP_ALIVE, ChunkFactory
 from .text import ReplyRenderer
+from .tool_calls import ToolCallReply
 from .usage import usage
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,10 @@ class ReplyContext:
     client_gone: Callable[[], bool]
     include_usage: bool = False
     sleep_between_chunks: float = 0.0
+    tool_calls: Optional[ToolCallReply] = None  # tools offered: the text is read for calls
 
 
-def _batches(opened, context: ReplyContext, on_idle: Callable[[], Any]) -> Iterator[Any]:
+def read_batches(opened, context: ReplyContext, on_idle: Callable[[], Any]) -> Iterator[Any]:
     """Events in the groups they were read in, those read while the reply was awaited first; on
     each idle tick, what ``on_idle`` returns instead. Ends with the batch that holds StreamEnd."""
     reads = opened.reply.batches(timeout=min(TICK, context.keep_alive_interval))
@@ -55,7 +57,7 @@ def _batches(opened, context: ReplyContext, on_idle: Callable[[], Any]) -> Itera
 
 def _events(opened, context: ReplyContext, on_idle: Callable[[], Any]) -> Iterator[Any]:
     """The same, one event at a time."""
-    for batch in _batches(opened, context, on_idle):
+    for batch in read_batches(opened, context, on_idle):
         if isinstance(batch, list):
             yield from batch
         else:
@@ -92,7 +94,7 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
 
     error: Optional[ApiError] = None
     try:
-        for batch in _batches(opened, context, on_idle):
+        for batch in read_batches(opened, context, on_idle):
             if not isinstance(batch, list):  # an idle tick: a keep-alive or nothing
                 if batch:
                     yield batch
@@ -107,6 +109,10 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
                     break
             if writes.pending or writes.role_due:
                 yield writes.take()
+            elif context.tool_calls is not None:  # a call being written shows nothing until it closes
+                beat = on_idle()
+                if beat:
+                    yield beat
             if renderer.state.failure is not None:
                 break
     except ApiError as exc:
@@ -150,7 +156,11 @@ def _chunks(context: ReplyContext, event) -> List[bytes]:
         context.factory.answered_by(event.slug)
         return []
     text = context.renderer.render(event)
-    return list(context.factory.content(text)) if text else []
+    if not text:
+        return []
+    if context.tool_calls is None:
+        return list(context.factory.content(text))
+    return context.tool_calls.chunks(text, context.factory)
 
 
 def _stream_tail(context: ReplyContext, error: Optional[ApiError]) -> Iterator[bytes]:
@@ -158,15 +168,19 @@ def _stream_tail(context: ReplyContext, error: Optional[ApiError]) -> Iterator[b
     the finish chunk, the usage chunk when asked, and [DONE]."""
     factory, renderer = context.factory, context.renderer
     tail = renderer.finish()
-    if tail:
-        yield from factory.content(tail)
     reason = error.message if error is not None else incomplete(context)
+    calls = context.tool_calls
+    if calls is None:
+        if tail:
+            yield from factory.content(tail)
+    else:  # a block left open by a failed reply is not repaired into a call: it may be cut short
+        yield from calls.chunks(tail, factory) + calls.finish_chunks(factory, whole=reason is None)
     if reason is not None:
         failure = error or UpstreamError(502, f"The upstream failed mid-reply: {reason}", code="upstream_error")
         yield from factory.content(f"\n\n[error: {failure.message}]")
         yield factory.error(failure.body())
     state = renderer.state
-    yield factory.finish(state.finish_reason)
+    yield factory.finish(state.finish_reason if calls is None else calls.finish_reason(state.finish_reason))
     if context.include_usage:
         yield factory.usage(usage(context.prompt_tokens(), state.text, context.encoding))
     yield DONE
@@ -193,6 +207,26 @@ def complete_reply(opened, context: ReplyContext, deadline: Optional[float] = No
         if renderer.state.failure is not None:
             break
         past_deadline()
+    text = finished_text(context)
+    completion = _completion(context, text)
+    return context.factory.with_reasoning(completion, renderer.state.reasoning_text)
+
+
+def _completion(context: ReplyContext, text: str) -> dict:
+    """The chat.completion of a whole reply; with tools, its calls apart from its content. Usage
+    counts the whole text, calls included: the model wrote them."""
+    counted = usage(context.prompt_tokens(), text, context.encoding)
+    reason = context.renderer.state.finish_reason
+    if context.tool_calls is None:
+        return context.factory.completion(text, reason, counted)
+    split = context.tool_calls.split(text)
+    return context.factory.completion(split.content, context.tool_calls.finish_reason(reason), counted, split.calls)
+
+
+def finished_text(context: ReplyContext) -> str:
+    """The whole text of a reply read to its end; a failed, cut or empty reply raises ApiError
+    (also used by structured_reply.py, which reads the reply itself to stream its thinking)."""
+    renderer = context.renderer
     renderer.finish()
     failure = renderer.state.failure
     if failure is not None and failure.code == "content_policy_violation":
@@ -203,5 +237,4 @@ def complete_reply(opened, context: ReplyContext, deadline: Optional[float] = No
     text = renderer.state.text
     if not text:
         raise empty_reply()
-    completion = context.factory.completion(text, renderer.state.finish_reason, usage(context.prompt_tokens(), text, context.encoding))
-    return context.factory.with_reasoning(completion, renderer.state.reasoning_text)
+    return text

@@ -69,6 +69,8 @@ def count_prompt(messages: Iterable[ChatMessage], encoding_name: str) -> int:
     for message in messages:
         total += TOKENS_PER_MESSAGE + count_text(message.role, encoding_name) + count_text(message.text, encoding_name)
         total += TOKENS_PER_FILE * len(message.images)
+        for call in message.tool_calls:  # an assistant turn's calls are text the model reads again
+            total += count_text(call.name, encoding_name) + count_text(call.arguments, encoding_name)
     return total
 
 

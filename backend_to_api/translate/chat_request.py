@@ -1,7 +1,10 @@
 """Validate an OpenAI chat-completions body into a ChatRequest; every problem is a 400.
 
-Sampling fields (temperature, top_p, max_tokens, tools, ...) are accepted and ignored: the web
-backend has no equivalent, and NextChat/one-api always send some of them (openai-compat.md item 3).
+Sampling fields (temperature, top_p, max_tokens, ...) are accepted and ignored: the web backend has
+no equivalent, and NextChat/one-api always send some of them (openai-compat.md item 3). Tools are
+honoured (``tools``, ``tool_choice``, ``parallel_tool_calls``: tool_calls/toolset.py), and so is the
+tool traffic of the history: assistant ``tool_calls`` and ``tool`` (legacy ``function``) results,
+which translate/conversation.py renders for the model (tool_calls/prompt.py).
 """
 from __future__ import annotations
 
@@ -9,17 +12,20 @@ from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Tuple
 
 from ..errors import bad_request
+from ..structured_output import OutputFormat, parse_response_format
+from ..tool_calls.toolset import ToolCall, ToolSet, parse_chat_tools
 from .thinking import parse_reasoning_effort
 
-# OpenAI roles -> upstream author roles. "developer" is the newer name of "system"; tool results
-# have no upstream role of their own, so they are passed as user text (the model still sees them).
+# OpenAI roles -> our roles, which are the upstream's but for "tool": the upstream has no role for
+# tool results, so conversation.py renders them as user text (tool_calls/prompt.py). "developer" is
+# the newer name of "system"; "function" is the legacy name of "tool".
 ROLE_MAP = {
     "system": "system",
     "developer": "system",
     "user": "user",
     "assistant": "assistant",
-    "tool": "user",
-    "function": "user",
+    "tool": "tool",
+    "function": "tool",
 }
 
 
@@ -33,8 +39,11 @@ class ImagePart:
 
 @dataclass(frozen=True)
 class ChatMessage:
-    role: str                      # the upstream role
+    role: str                      # the upstream role, or "tool" (a tool result)
     parts: Tuple[Any, ...]         # str text pieces and ImagePart, in order
+    tool_calls: Tuple[ToolCall, ...] = ()  # an assistant turn's calls
+    tool_call_id: Optional[str] = None     # a tool result: the call it answers
+    name: Optional[str] = None             # a legacy "function" result: the function's name
 
     @property
     def text(self) -> str:
@@ -52,6 +61,8 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     reasoning_effort: Optional[str] = None  # already the upstream's word (thinking.py), None: not asked
+    tools: Optional[ToolSet] = None  # None: no tools offered
+    output_format: Optional[OutputFormat] = None  # response_format json_object / json_schema (structured_output.py)
 
 
 def parse_chat_request(body: Any, max_files: Optional[int] = None) -> ChatRequest:
@@ -70,12 +81,15 @@ def parse_chat_request(body: Any, max_files: Optional[int] = None) -> ChatReques
     if max_files is not None and files > max_files:
         raise bad_request(f"The request carries {files} images or files; at most {max_files} are accepted.",
                           param="messages", code="too_many_files")
+    tools = parse_chat_tools(body)
     return ChatRequest(
         model=model.strip(),
         messages=messages,
         stream=stream,
         include_usage=_include_usage(body.get("stream_options")),
         reasoning_effort=parse_reasoning_effort(body.get("reasoning_effort")),
+        tools=tools,
+        output_format=parse_response_format(body.get("response_format")),
     )
 
 
@@ -102,8 +116,11 @@ def _parse_message(item: Any, index: int) -> ChatMessage:
         raise bad_request(
             f"{param}.role must be one of {', '.join(ROLE_MAP)}; got {role!r}.", param=f"{param}.role"
         )
+    if role in ("tool", "function"):
+        return parse_tool_result(item, param)
     parts = _parse_content(item.get("content"), f"{param}.content")
-    return ChatMessage(role=ROLE_MAP[role], parts=tuple(parts))
+    calls = parse_assistant_calls(item, param) if role == "assistant" else ()
+    return ChatMessage(role=ROLE_MAP[role], parts=tuple(parts), tool_calls=calls)
 
 
 def _parse_content(content: Any, param: str) -> List[Any]:
@@ -142,3 +159,56 @@ def _parse_image_part(image: Any, param: str) -> ImagePart:
                           code="url_not_allowed")
     detail = image.get("detail", "auto")
     return ImagePart(url=url, detail=detail if isinstance(detail, str) else "auto")
+
+
+def parse_assistant_calls(item: Mapping, param: str) -> Tuple[ToolCall, ...]:
+    """An assistant turn's ``tool_calls`` (or the legacy single ``function_call``)."""
+    calls = item.get("tool_calls")
+    legacy = item.get("function_call")
+    if calls is None:
+        return () if legacy is None else (_parse_function(legacy, "", f"{param}.function_call"),)
+    if not isinstance(calls, list):
+        raise bad_request(f"{param}.tool_calls must be an array.", param=f"{param}.tool_calls")
+    return tuple(_parse_call(call, f"{param}.tool_calls[{index}]") for index, call in enumerate(calls))
+
+
+def _parse_call(call: Any, param: str) -> ToolCall:
+    if not isinstance(call, Mapping):
+        raise bad_request(f"{param} must be an object.", param=param)
+    call_id = call.get("id")
+    if not isinstance(call_id, str) or not call_id:
+        raise bad_request(f"{param}.id must be a non-empty string.", param=f"{param}.id")
+    if call.get("type", "function") != "function":
+        raise bad_request(f"{param}.type must be 'function'.", param=f"{param}.type")
+    return _parse_function(call.get("function"), call_id, f"{param}.function")
+
+
+def _parse_function(function: Any, call_id: str, param: str) -> ToolCall:
+    if not isinstance(function, Mapping):
+        raise bad_request(f"{param} must be an object.", param=param)
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        raise bad_request(f"{param}.name must be a non-empty string.", param=f"{param}.name")
+    arguments = function.get("arguments", "")
+    if not isinstance(arguments, str):
+        raise bad_request(f"{param}.arguments must be a string (the arguments as JSON text).",
+                          param=f"{param}.arguments")
+    return ToolCall(id=call_id, name=name, arguments=arguments)
+
+
+def parse_tool_result(item: Mapping, param: str) -> ChatMessage:
+    """A ``tool`` message (``tool_call_id``) or a legacy ``function`` one (``name``); text only."""
+    if item["role"] == "tool":
+        call_id, name = item.get("tool_call_id"), None
+        if not isinstance(call_id, str) or not call_id:
+            raise bad_request(f"{param}.tool_call_id must be a non-empty string: the id of the call this "
+                              "message answers.", param=f"{param}.tool_call_id")
+    else:
+        call_id, name = None, item.get("name")
+        if not isinstance(name, str) or not name:
+            raise bad_request(f"{param}.name must be the function's name.", param=f"{param}.name")
+    parts = _parse_content(item.get("content"), f"{param}.content")
+    if any(isinstance(part, ImagePart) for part in parts):
+        raise bad_request(f"{param}.content must be text: a tool result cannot carry images.",
+                          param=f"{param}.content")
+    return ChatMessage(role="tool", parts=tuple(parts), tool_call_id=call_id, name=name)

@@ -1,7 +1,10 @@
 """ChatRequest -> the backend-api ``conversation`` payload (see spec/backend-api.md).
 
 Every OpenAI message becomes one upstream message with its role, in order, in a new conversation
-(the web backend keeps no state we rely on: each request carries the whole history).
+(the web backend keeps no state we rely on: each request carries the whole history). Before them,
+when asked for: the tools protocol (tool_calls/prompt.py) and the response format
+(structured_output.py), each as a system message; tool calls and results in the history are
+rendered as that protocol's blocks. A request with neither sends the messages as they came.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import bad_request
 from ..models import ModelSpec
+from ..tool_calls.prompt import protocol_text, render_history
 from .chat_request import ChatMessage, ChatRequest, ImagePart
 from .thinking import thinking_fields
 from .uploads import AccountFiles
@@ -21,7 +25,9 @@ def build_conversation_payload(
     request: ChatRequest, model: ModelSpec, hide_history: bool, files: Optional[AccountFiles] = None
 ) -> Dict[str, Any]:
     """``files`` uploads the messages' images and files (None: a request with any is a 400)."""
-    messages = _fold_system(request.messages) if model.family.reasoning else request.messages
+    messages = _preface(request) + render_history(request.messages)
+    if model.family.reasoning:
+        messages = _fold_system(messages)
     return {
         "action": "next",
         "messages": [_upstream_message(message, files) for message in messages],
@@ -34,6 +40,16 @@ def build_conversation_payload(
         "force_rate_limit": False,
         **thinking_fields(model.family, request.reasoning_effort),
     }
+
+
+def _preface(request: ChatRequest) -> List[ChatMessage]:
+    """The system messages we add: the tools protocol first, then the response format."""
+    preface = []
+    if request.tools is not None and request.tools.choice != "none":
+        preface.append(ChatMessage("system", (protocol_text(request.tools),)))
+    if request.output_format is not None:
+        preface.append(ChatMessage("system", (request.output_format.instruction(),)))
+    return preface
 
 
 def _conversation_mode(model: ModelSpec) -> Dict[str, Any]:

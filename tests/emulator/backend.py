@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from .actions import action_problem, action_result, user_action
 from .directive import Directive, DirectiveError, directive_for
 from .encodings import encoder_for
+from .protocol_model import protocol_directive
 from .scenarios import HTTP_ERROR, ReplyContext, http_error, stream_scenario
 from .handoff_scenarios import WSS_ANSWERS, wss_answer
 from .state import EmulatorState
@@ -72,7 +73,10 @@ def serve_conversation(payload: object) -> Response | tuple[Response, int]:
         return jsonify(detail=problem), 422
     user_message = last_user_message(payload["messages"])
     try:
-        directive = directive_for(message_text(user_message))
+        # A conversation prompted with the tool / response-format protocol gets a model that
+        # follows it (protocol_model.py); any other plays the last user message's directive.
+        directive = (protocol_directive(payload["messages"])
+                     or directive_for(message_text(user_message)))
         if directive.emu == HTTP_ERROR:
             return _http_error(directive)
         scenario = None if directive.emu in WSS_ANSWERS else stream_scenario(directive.emu)

@@ -53,12 +53,23 @@ class Directive:
     body: Any = None
     content_type: str = "application/json"
     headers: dict = field(default_factory=dict)
+    # agent (protocol_model.py): the tool-call rounds, each a list of calls (`{"name", "arguments"}`
+    # or `{"raw": "the block's exact text"}`; None: call the forced or first offered tool once),
+    # text said before a round's calls, thoughts first (the `thinking` scenario), and how a JSON
+    # answer of the response-format protocol goes wrong
+    plan: list | None = None
+    say: str = ""
+    think: bool = False
+    fence: bool = False
+    bad_first: bool = False
+    always_bad: bool = False
 
 
 _CHOICES = {"encoding": ("cumulative", "v1"), "finish": ("stop", "max_tokens"),
             "pointer": ("sediment", "file-service"), "refusal": ("object", "error_frame", "text", "async")}
 _TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,),
-          "str | None": (str, type(None)), "dict": (dict,), "Any": (object,)}
+          "str | None": (str, type(None)), "dict": (dict,), "Any": (object,),
+          "list | None": (list, type(None))}
 
 
 def directive_for(user_text: str) -> Directive:
@@ -100,3 +111,15 @@ def _check_ranges(d: Directive) -> None:
         raise DirectiveError("emulator directive: 'status' must be an HTTP status")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in d.headers.items()):
         raise DirectiveError("emulator directive: 'headers' must map strings to strings")
+    for index, round_ in enumerate(d.plan or ()):
+        if not isinstance(round_, list) or not all(map(_is_call, round_)):
+            raise DirectiveError(f"emulator directive: 'plan'[{index}] must be a list of calls, each "
+                                 '{"name": str, "arguments": ...} or {"raw": str}')
+
+
+def _is_call(call: object) -> bool:
+    if not isinstance(call, dict):
+        return False
+    if set(call) == {"raw"}:
+        return isinstance(call["raw"], str)
+    return set(call) == {"name", "arguments"} and isinstance(call["name"], str)

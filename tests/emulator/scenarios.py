@@ -248,11 +248,17 @@ def thinking(ctx: ReplyContext) -> Steps:
     yield from closing()
 
 
+def agent(ctx: ReplyContext) -> Steps:
+    """The reply protocol_model.py composed for the tool / format protocol (its `text`), streamed
+    like `text`, or with o1-style thoughts first (`think`)."""
+    yield from (thinking if ctx.directive.think else text)(ctx)
+
+
 STREAM_SCENARIOS: dict[str, Callable[[ReplyContext], Steps]] = {
     "text": text, "tools": tools, "error_midstream": error_midstream, "drop": drop,
     "no_done": no_done, "empty": empty, "garbage": garbage, "rewrite": rewrite, "hang": hang,
     "inputs": inputs,
-    "thinking": thinking, "gpt_action": gpt_action,
+    "thinking": thinking, "gpt_action": gpt_action, "agent": agent,
 }
 # Tool-output scenarios (browsing, dalle, python_image, sandbox) build on the blocks above, so
 # their module is imported once those exist.

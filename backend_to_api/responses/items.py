@@ -1,0 +1,163 @@
+"""Responses input items <-> chat messages.
+
+Input items are validated here (every problem a 400 naming the item) and turned into the
+ChatMessages the conversation payload is built from. The same function reads the items a stored
+response kept (its input and its output items), so a continued conversation is rebuilt exactly as
+a client resending the whole history would have it.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
+
+from ..errors import bad_request
+from ..tool_calls.toolset import ToolCall
+from ..translate.chat_request import ChatMessage, ImagePart
+
+# "developer" is the newer name of "system" (as in chat completions).
+MESSAGE_ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
+TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+# Items a client may send back from an earlier output that carry nothing the model must see again:
+# the web model's thinking is not resent (it never is in chat either).
+SKIPPED_ITEMS = ("reasoning",)
+
+
+def normalize_input(value: Any, param: str = "input") -> List[dict]:
+    """``input`` as a list of item objects: a string is one user message."""
+    if isinstance(value, str):
+        return [{"type": "message", "role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise bad_request("'input' must be a string or an array of input items.", param=param)
+    return list(value)
+
+
+def items_to_messages(items: Sequence[Any], param: str = "input") -> List[ChatMessage]:
+    """The chat messages of these items, in order. Consecutive function calls (and the assistant
+    text right before them) are one assistant turn, as a model emits them."""
+    messages: List[ChatMessage] = []
+    for index, item in enumerate(items):
+        where = f"{param}[{index}]"
+        if not isinstance(item, Mapping):
+            raise bad_request(f"{where} must be an object.", param=where)
+        kind = item.get("type", "message")  # EasyInputMessage leaves the type out
+        if kind == "message":
+            messages.append(_message(item, where))
+        elif kind == "function_call":
+            _append_call(messages, _function_call(item, where))
+        elif kind == "function_call_output":
+            messages.append(_call_output(item, where))
+        elif kind in SKIPPED_ITEMS:
+            continue
+        else:
+            raise bad_request(f"{where}.type {kind!r} is not supported (use message, function_call, "
+                              "function_call_output or reasoning).", param=f"{where}.type")
+    return messages
+
+
+def _message(item: Mapping, where: str) -> ChatMessage:
+    role = item.get("role")
+    if role not in MESSAGE_ROLES:
+        raise bad_request(f"{where}.role must be one of {', '.join(MESSAGE_ROLES)}; got {role!r}.",
+                          param=f"{where}.role")
+    return ChatMessage(role=MESSAGE_ROLES[role], parts=tuple(_content(item.get("content"), f"{where}.content")))
+
+
+def _content(content: Any, where: str) -> List[Any]:
+    if isinstance(content, str):
+        return [content]
+    if not isinstance(content, list):
+        raise bad_request(f"{where} must be a string or an array of content parts.", param=where)
+    return [_part(part, f"{where}[{index}]") for index, part in enumerate(content)]
+
+
+def _part(part: Any, where: str) -> Any:
+    if not isinstance(part, Mapping):
+        raise bad_request(f"{where} must be an object.", param=where)
+    kind = part.get("type")
+    if kind in TEXT_PARTS:
+        text = part.get("refusal") if kind == "refusal" else part.get("text")
+        if not isinstance(text, str):
+            raise bad_request(f"{where}.text must be a string.", param=f"{where}.text")
+        return text
+    if kind == "input_image":
+        return _image(part, where)
+    if kind == "input_file":
+        return _file(part, where)
+    raise bad_request(f"{where}.type {kind!r} is not supported (use input_text, input_image or input_file).",
+                      param=f"{where}.type")
+
+
+def _image(part: Mapping, where: str) -> ImagePart:
+    url = part.get("image_url")
+    if part.get("file_id") is not None and url is None:
+        raise _no_file_ids(where)
+    _check_url(url, f"{where}.image_url")
+    detail = part.get("detail")
+    return ImagePart(url=url, detail=detail if isinstance(detail, str) else "auto")
+
+
+def _file(part: Mapping, where: str) -> ImagePart:
+    """A document rides as the chat's file parts do: its bytes (data: URI) or its URL, uploaded and
+    attached upstream (translate/uploads.py tells images from other files by their bytes)."""
+    data, url = part.get("file_data"), part.get("file_url")
+    if data is None and url is None:
+        if part.get("file_id") is not None:
+            raise _no_file_ids(where)
+        raise bad_request(f"{where} needs file_data (a data: URI) or file_url.", param=where)
+    if data is not None:
+        if not isinstance(data, str) or not data.startswith("data:"):
+            raise bad_request(f"{where}.file_data must be a data: URI (data:<type>;base64,...).",
+                              param=f"{where}.file_data")
+        return ImagePart(url=data)
+    _check_url(url, f"{where}.file_url")
+    return ImagePart(url=url)
+
+
+def _check_url(url: Any, where: str) -> None:
+    if not isinstance(url, str) or not url:
+        raise bad_request(f"{where} must be a non-empty string.", param=where)
+    if not url.startswith(("http://", "https://", "data:")):
+        raise bad_request(f"{where} must be an http(s) URL or a data: URI.", param=where, code="url_not_allowed")
+
+
+def _no_file_ids(where: str):
+    return bad_request(f"{where}.file_id is not supported: this service has no Files API; send the "
+                       "file's bytes as a data: URI or its URL.", param=f"{where}.file_id")
+
+
+def _function_call(item: Mapping, where: str) -> ToolCall:
+    call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments")
+    for field, value in (("call_id", call_id), ("name", name)):
+        if not isinstance(value, str) or not value:
+            raise bad_request(f"{where}.{field} must be a non-empty string.", param=f"{where}.{field}")
+    if not isinstance(arguments, str):
+        raise bad_request(f"{where}.arguments must be a string (the call's JSON arguments).",
+                          param=f"{where}.arguments")
+    return ToolCall(id=call_id, name=name, arguments=arguments)
+
+
+def _append_call(messages: List[ChatMessage], call: ToolCall) -> None:
+    last: Optional[ChatMessage] = messages[-1] if messages else None
+    if last is not None and last.role == "assistant":
+        messages[-1] = ChatMessage(role="assistant", parts=last.parts, tool_calls=last.tool_calls + (call,))
+    else:
+        messages.append(ChatMessage(role="assistant", parts=("",), tool_calls=(call,)))
+
+
+def _call_output(item: Mapping, where: str) -> ChatMessage:
+    call_id, output = item.get("call_id"), item.get("output")
+    if not isinstance(call_id, str) or not call_id:
+        raise bad_request(f"{where}.call_id must be a non-empty string.", param=f"{where}.call_id")
+    return ChatMessage(role="tool", parts=(_output_text(output, f"{where}.output"),), tool_call_id=call_id)
+
+
+def _output_text(output: Any, where: str) -> str:
+    """A tool's output: a string, or (newer clients) a list of input_text parts."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        texts: Tuple[Any, ...] = tuple(_part(part, f"{where}[{index}]") for index, part in enumerate(output))
+        if all(isinstance(text, str) for text in texts):
+            return "".join(texts)
+        raise bad_request(f"{where} may hold text parts only (a tool's images or files are not supported).",
+                          param=where)
+    raise bad_request(f"{where} must be a string or an array of input_text parts.", param=where)
