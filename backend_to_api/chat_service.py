@@ -14,7 +14,7 @@ from typing import Callable, List, Optional
 from .auth.pool import TokenPool, with_failover
 from .auth.tokens import Credentials, TokenResolver
 from .conversation_hider import ConversationHider, HideJob, hide_with
-from .errors import ClientGone, UpstreamError, bad_request, empty_reply
+from .errors import ApiError, ClientGone, UpstreamError, bad_request, empty_reply
 from .gpts import GizmoCatalog
 from .limits import RateLimiter
 from .model_catalog import ModelCatalog
@@ -118,6 +118,10 @@ class ChatService:
                                    hand_off=self._hand_off(opened))
         try:
             self._await_first_event(opened, client_gone)
+        except ApiError as exc:
+            opened.reply.close()
+            exc.turn_posted = exc.turn_posted or opened.reply.accepted  # then no other token may post it again
+            raise
         except BaseException:
             opened.reply.close()
             raise

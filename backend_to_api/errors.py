@@ -31,6 +31,9 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.headers = dict(headers or {})
+        # Set once the upstream accepted the conversation POST this error ended: the turn is in the
+        # account's history, so posting it again with another pool token would duplicate it.
+        self.turn_posted = False
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}

@@ -16,7 +16,7 @@ from typing import Callable, List, Mapping, Optional, TypeVar
 from .auth.pool import TokenPool, with_failover
 from .auth.tokens import Credentials, TokenResolver
 from .conversation_hider import ConversationHider, HideJob
-from .errors import ClientGone, UpstreamError, upstream_timeout
+from .errors import ApiError, ClientGone, UpstreamError, upstream_timeout
 from .limits import RateLimiter
 from .redact import mask
 from .settings import Settings
@@ -81,7 +81,12 @@ class VoiceService:
             target = self._speech_conversation(speech.text, finder, session, client_gone)
             audio = self._retrying(session, SPEECH_MODEL, lambda token: self.calls.synthesize(
                 target, speech.voice, speech.audio_format, token, credentials.account_id))
-        except BaseException:  # a client that left, an upstream failure: the conversation goes too
+        except ApiError as exc:
+            # Once the speech conversation exists, no other pool token may post it again.
+            exc.turn_posted = exc.turn_posted or finder.conversation_id is not None
+            hide()
+            raise
+        except BaseException:  # a client that left: the conversation goes too
             hide()
             raise
         audio.on_close(hide)  # once the audio is sent: hiding must not race the synthesis
@@ -134,6 +139,9 @@ class VoiceService:
                         raise ClientGone()
                     continue
                 finder.feed(batch)  # type: ignore[arg-type]
+        except ApiError as exc:
+            exc.turn_posted = exc.turn_posted or reply.accepted
+            raise
         finally:
             reply.close()  # read no further than the posted message: the rest is not needed
         return finder.target(message_id)

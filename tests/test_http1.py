@@ -221,6 +221,8 @@ def test_an_error_body_is_read_for_its_message(upstream):
 
 
 def test_unreachable_and_silent_upstreams_raise_transport_errors():
+    """A request that never left is a plain transport error; one written and never answered is
+    ours, marked posted (the upstream may have acted on it: no other pool token may resend it)."""
     closed = ConnectionPool("http://127.0.0.1:9", 1.0, None, 1)  # the discard port: nobody listens
     with pytest.raises(ConnectionRefusedError):
         exchange(closed, "/c", b"", 1.0)
@@ -228,9 +230,11 @@ def test_unreachable_and_silent_upstreams_raise_transport_errors():
     try:
         silent = ConnectionPool(f"http://127.0.0.1:{server.port}", 1.0, None, 1)
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(UpstreamError) as raised:
             exchange(silent, "/c", b"", 0.3)
         assert time.monotonic() - started < 0.9
+        assert raised.value.status == 504 and raised.value.turn_posted
+        assert isinstance(raised.value.__cause__, TimeoutError)
     finally:
         server.close()
 

@@ -94,3 +94,34 @@ def test_a_pool_of_dead_tokens_is_503_never_401(start_proxy):
                              json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
     # the client's key is fine: a 401 would make one-api disable the channel
     assert response.status_code == 503 and response.json()["error"]["code"] == "pool_exhausted"
+
+
+def test_a_turn_the_upstream_accepted_is_never_posted_again_with_another_token(start_proxy, emulator):
+    """The upstream answered 200 and then failed before any text (an error frame): the turn is in
+    that account's history, so the pool must not post it again with the next token (the old code
+    did: one POST per pool token). The client gets the 502."""
+    first, second = "rt-pool-x-" + uuid.uuid4().hex, "rt-pool-y-" + uuid.uuid4().hex
+    proxy = start_proxy({"API_KEYS": API_KEY, "TOKEN_POOL": f"{first},{second}"})
+    marker = uuid.uuid4().hex
+    before = len(emulator.conversations())
+    with pytest.raises(openai.APIStatusError) as raised:
+        proxy.client(API_KEY).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": directive(
+                emu="error_midstream", after_chunks=0, error=f"boom {marker}")}])
+    assert raised.value.status_code == 502
+    assert len(emulator.conversations()) - before == 1
+
+
+def test_a_turn_the_upstream_refused_fails_over_to_the_next_token(start_proxy, emulator):
+    """A refusal by HTTP status created nothing upstream: the next token is tried (both are refused
+    here, so each is tried once and the last refusal is the answer)."""
+    first, second = "rt-pool-x-" + uuid.uuid4().hex, "rt-pool-y-" + uuid.uuid4().hex
+    proxy = start_proxy({"API_KEYS": API_KEY, "TOKEN_POOL": f"{first},{second}"})
+    before = len(emulator.conversations())
+    text = directive(emu="http_error", status=503)
+    with pytest.raises(openai.APIStatusError) as raised:
+        proxy.client(API_KEY).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": text}])
+    # every token was refused by status: each was tried once, and nothing was accepted twice
+    assert raised.value.status_code == 502 and "HTTP 503" in raised.value.message
+    assert len(emulator.conversations()) - before == 2

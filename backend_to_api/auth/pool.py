@@ -79,7 +79,8 @@ class TokenPool:
 
 
 def fails_over(error: ApiError) -> bool:
-    return error.status in FAIL_OVER_STATUSES
+    """Another token may do better, and trying it posts nothing twice."""
+    return error.status in FAIL_OVER_STATUSES and not error.turn_posted
 
 
 def with_failover(pool: TokenPool, credentials: Optional[Credentials],

@@ -30,10 +30,10 @@ def wrap_transport_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-        raise _transport_error(what, exc) from exc
+        raise transport_error(what, exc) from exc
 
 
-def _transport_error(what: str, exc: BaseException) -> UpstreamError:
+def transport_error(what: str, exc: BaseException) -> UpstreamError:
     if _out_of_descriptors(exc):
         log.warning("out of open files (%s): raise the open-file limit or lower worker_connections", what)
         return out_of_open_files(what)

@@ -33,6 +33,7 @@ import h11
 from urllib3 import HTTPHeaderDict
 
 from ..errors import ApiError, UpstreamError
+from .errors import transport_error
 from .proxy_route import ProxyRoute
 from .socket_steps import connect, handshake, receive
 from .steps import Deadline, Steps
@@ -127,10 +128,14 @@ class ConnectionPool:
             connection.sock.settimeout(read_timeout)
             connection.sock.sendall(protocol.send(request) + protocol.send(h11.Data(data=body))
                                     + protocol.send(_END))
-            head = yield from read_head(connection.sock, protocol, read_timeout, deadline)
         except BaseException:  # GeneratorExit too: an abandoned call closes its connection
             connection.sock.close()
             raise
+        try:
+            head = yield from read_head(connection.sock, protocol, read_timeout, deadline)
+        except BaseException as exc:
+            connection.sock.close()
+            raise _sent(exc)
         connection.idle_limit = _idle_limit(head.headers, self._idle_limit)
         return Exchange(head, connection)
 
@@ -270,6 +275,18 @@ def still_open(sock: socket.socket, tls: bool) -> bool:
     except OSError:
         return False
     return False
+
+
+def _sent(exc: BaseException) -> BaseException:
+    """A failure after the request was written: whether the upstream acted on it is unknown, so it
+    counts as posted (auth/pool.py then tries no other token with it)."""
+    if isinstance(exc, OSError):  # a reset, a timeout: ours, as wrap_transport_errors would make it
+        error = transport_error("conversation", exc)
+        error.__cause__ = exc
+        exc = error
+    if isinstance(exc, ApiError):
+        exc.turn_posted = True
+    return exc
 
 
 # --- the answer's head ---------------------------------------------------------------------------

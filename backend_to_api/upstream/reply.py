@@ -65,6 +65,7 @@ class ReplyStream:
         self._shown = False  # text or an image reached the client: the HTTP body was the reply
         self._failed = False  # the upstream reported a failure: nothing to follow
         self._quiet = True  # nothing but metadata so far (no message of any kind)
+        self.accepted = False  # the upstream answered the POST with a reply: the turn exists upstream
 
     def next_events(self, timeout: float) -> Union[List[Event], Waiting, None]:
         """Events that arrived, WAITING on timeout, None once the body has ended.
@@ -126,6 +127,7 @@ class ReplyStream:
             body = self._call.wait(max(deadline - time.monotonic(), 0.0))
             if body is None:
                 return False
+            self.accepted = True
             if not isinstance(body, WebSocketAnswer):
                 break
             self._call = self._answer_socket(body)  # the dial: more steps, on the same ticks
