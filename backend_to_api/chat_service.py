@@ -11,15 +11,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
+from .account_calls import AccountCalls
 from .auth.pool import TokenPool, with_failover
 from .auth.tokens import Credentials, TokenResolver
 from .conversation_hider import ConversationHider, HideJob, hide_with
-from .errors import ApiError, ClientGone, UpstreamError, bad_request, empty_reply
+from .errors import ApiError, ClientGone, UpstreamError, content_blocked, empty_reply
 from .gpts import GizmoCatalog
-from .limits import RateLimiter
+from .limits import RateLimiter, limit_key
 from .model_catalog import ModelCatalog
 from .models import ModelRegistry, ModelSpec
-from .redact import mask
 from .settings import Settings
 from .sse.events import BOOKKEEPING, ActionConfirmation, Event, StreamEnd, UpstreamFailure
 from .translate.actions import build_action_payload
@@ -83,6 +83,7 @@ class ChatService:
         self.catalog = catalog  # None: the table alone (no discovery)
         self.ws_dialer = ws_dialer  # None: a reply moved to the upstream's WebSocket is not followed
         self._hider = hider if hider is not None else ConversationHider(hide_with(upstream))
+        self._account_calls = AccountCalls(upstream, tokens, limiter)  # cool-down on a 429, one refresh on a 401
 
     def resolve_model(self, name: str, credentials: Credentials, access_token: str) -> ModelSpec:
         """A GPT (whose info may have to be fetched: 404 or 502 if it cannot), else the table's model,
@@ -111,7 +112,7 @@ class ChatService:
         opened = OpenReply(model, credentials)
         opened.access_token = access_token
         if self.limiter is not None:
-            self.limiter.acquire(_limit_key(credentials), model.slug)
+            self.limiter.acquire(limit_key(credentials), model.slug)
         payload = self._payload(request, opened, turn)
         opened.reply = ReplyStream(lambda deadline: self._post(payload, opened, deadline),
                                    self._action_follow_up(opened), read_timeout=self.settings.upstream_read_timeout,
@@ -134,7 +135,7 @@ class ChatService:
         except UpstreamError as exc:
             if exc.upstream_status != 401:
                 raise
-        self._refresh_token(opened)
+        self._account_calls.refresh(opened)
         return self._build_payload(request, opened, turn)
 
     def _build_payload(self, request: ChatRequest, opened: OpenReply, turn: Optional["CustomTurn"]) -> dict:
@@ -167,29 +168,11 @@ class ChatService:
             return None
         return HandOff(self.upstream, self.ws_dialer,
                        lambda: self.upstream.headers(opened.access_token, opened.credentials.account_id),
-                       lambda: self._refresh_token(opened), self.settings.handoff_ping_interval)
+                       lambda: self._account_calls.refresh(opened), self.settings.handoff_ping_interval)
 
     def _post(self, payload: dict, opened: OpenReply, deadline: Deadline) -> Steps[UpstreamBody]:
-        """The conversation call, in steps; on a 401 the token is refreshed once (blocking: as the
-        first token lookup is) and the call retried."""
-        credentials = opened.credentials
-        try:
-            return (yield from self.upstream.open_conversation(payload, opened.access_token, credentials.account_id,
-                                                               deadline))
-        except UpstreamError as exc:
-            if exc.status == 429 and self.limiter is not None:
-                retry_after = exc.headers.get("Retry-After", "")
-                self.limiter.cool_down(_limit_key(credentials), opened.model.slug,
-                                       float(retry_after) if retry_after.isdigit() else None)
-            if exc.upstream_status != 401:
-                raise
-        self._refresh_token(opened)
-        return (yield from self.upstream.open_conversation(payload, opened.access_token, credentials.account_id,
-                                                           deadline))
-
-    def _refresh_token(self, opened: OpenReply) -> None:
-        log.info("upstream rejected the access token of %s; refreshing once", mask(opened.credentials.key))
-        opened.access_token = self.tokens.access_token(opened.credentials, stale=opened.access_token)
+        """The conversation call, in steps, cooling down on a 429 and refreshing once on a 401."""
+        return self._account_calls.open_conversation(payload, opened, opened.model.slug, deadline)
 
     def _await_first_event(self, opened: OpenReply, client_gone: Callable[[], bool]) -> None:
         """Read until the upstream has shown it is answering, or the header deadline passes."""
@@ -220,11 +203,6 @@ class ChatService:
         self._hider.submit(HideJob(conversation_id, opened.access_token, opened.credentials.account_id))
 
 
-def _limit_key(credentials: Credentials) -> str:
-    """Limits follow the upstream account: the key plus the Team account it speaks for."""
-    return f"{credentials.key},{credentials.account_id or ''}"
-
-
 def _is_real(event: Event) -> bool:
     return not isinstance(event, BOOKKEEPING)  # the conversation id, the model's name, a hand-off topic
 
@@ -233,7 +211,7 @@ def _raise_if_failed_first(events: List[Event]) -> None:
     """If the first real thing the upstream said is an error, answer it as an HTTP error."""
     for event in events:
         if isinstance(event, UpstreamFailure) and event.code == "content_policy_violation":
-            raise bad_request(event.message, code=event.code)  # a blocked turn: OpenAI's answer to it
+            raise content_blocked(event.message)
         if isinstance(event, UpstreamFailure):
             raise UpstreamError(502, f"The upstream failed: {event.message}", code=event.code or "upstream_error")
         if isinstance(event, StreamEnd):

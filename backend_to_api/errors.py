@@ -66,6 +66,11 @@ def bad_request(message: str, param: Optional[str] = None, code: Optional[str] =
     return ApiError(400, message, "invalid_request_error", code=code, param=param)
 
 
+def content_blocked(message: str) -> ApiError:
+    """A turn the upstream blocked on content policy: OpenAI's answer to it, a 400 (chat and stream)."""
+    return bad_request(message, code="content_policy_violation")
+
+
 def unauthorized(message: str, code: Optional[str] = None) -> ApiError:
     return ApiError(401, message, "authentication_error", code=code)
 

@@ -21,7 +21,7 @@ from itertools import chain
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from .chat_service import CustomTurn, OpenReply
-from .errors import ApiError, ClientGone, UpstreamError, upstream_timeout
+from .errors import ApiError, UpstreamError
 from .image_results import FoundImage, ResultWaiter, async_task, found_images, refusal_in
 from .media import FetchedImage, MediaResolver
 from .models import ModelFamily, ModelSpec
@@ -29,7 +29,7 @@ from .sse.events import CodeDelta, ConversationId, Event, Finish, MessageFinishe
     UpstreamFailure
 from .translate.fetch import Fetched
 from .translate.uploads import AccountFiles
-from .upstream.reply import WAITING
+from .upstream.reply import watched_batches
 
 PICTURE_HINT = "picture_v2"
 PICTURE_SLUG = "auto"  # [A] and [G] send auto; the server routes it to the image model
@@ -125,17 +125,12 @@ class TurnRecord:
 def read_turn(opened: OpenReply, client_gone: Callable[[], bool], deadline: float) -> TurnRecord:
     """Read the whole turn (bounded by ``deadline``, a time.monotonic() value)."""
     record = TurnRecord()
-    for batch in chain([opened.pending], opened.reply.batches(timeout=TICK)):
-        if batch is WAITING:
-            if client_gone():
-                raise ClientGone()
-        else:
-            for event in batch:
-                record.feed(event)
-            if record.failure is not None or any(isinstance(event, StreamEnd) for event in batch):
-                break
-        if time.monotonic() > deadline:
-            raise upstream_timeout("the image turn")
+    for batch in watched_batches(chain([opened.pending], opened.reply.batches(timeout=TICK)), client_gone, deadline,
+                                 "the image turn"):
+        for event in batch:
+            record.feed(event)
+        if record.failure is not None or any(isinstance(event, StreamEnd) for event in batch):
+            break
     return record
 
 
@@ -179,8 +174,7 @@ def download(images: List[FoundImage], media: MediaResolver, conversation_id: Op
     fetched = []
     for image in images:
         scheme, _, file_id = image.pointer.partition("://")
-        got = (media.sediment_image(conversation_id, file_id, keep_bytes) if scheme == "sediment"
-               else media.image(file_id, keep_bytes))
+        got = media.pointed_image(scheme, file_id, conversation_id, keep_bytes)
         if got is None:
             raise UpstreamError(502, "A generated image could not be downloaded from the upstream.",
                                 code="image_download_failed")

@@ -14,15 +14,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Seque
 
 from .errors import ClientGone, UpstreamError
 from .sse.events import UpstreamFailure
-from .sse.interpret import is_preview
+from .sse.interpret import image_part_pointer
 from .upstream.client import UpstreamClient
 from .upstream.path_segments import segment
 
 log = logging.getLogger(__name__)
 
-SCHEMES = ("sediment://", "file-service://")
 POLICY_TYPES = ("content_policy_violation", "content_policy_error")
 TICK = 0.5  # how often a wait between polls checks that the client is still there
+MIN_POLL = 0.1  # the shortest a poll may take: the last one still gets a chance to answer
 _MAX_DEPTH = 6  # how deep a refusal object is looked for inside a message
 
 
@@ -39,9 +39,8 @@ def found_images(messages: Sequence[Mapping[str, Any]]) -> List[FoundImage]:
         if _role(message) not in ("tool", "assistant"):
             continue  # the user's own edit sources are pointers too
         for part in _parts(message):
-            pointer = part.get("asset_pointer")
-            if (part.get("content_type") == "image_asset_pointer" and isinstance(pointer, str)
-                    and pointer.startswith(SCHEMES) and not is_preview(part) and pointer not in found):
+            pointer = image_part_pointer(part)
+            if pointer is not None and pointer not in found:
                 dalle = _mapping(_mapping(part.get("metadata")).get("dalle"))
                 prompt = dalle.get("prompt")
                 found[pointer] = FoundImage(pointer, prompt if isinstance(prompt, str) and prompt else None)
@@ -137,16 +136,21 @@ class ConversationPoller:
         while True:
             self._sleep(self.interval if polls else 0.0)
             polls += 1
-            messages = self._stored(path)
+            try:
+                messages = self._stored(path, max(end - time.monotonic(), MIN_POLL))
+            except UpstreamError as exc:
+                if exc.status == 504:  # the poll used up what was left of the wait
+                    raise _not_ready(polls) from None
+                raise
             if found_images(messages) or refusal_in(messages, None):
                 log.info("async image of conversation %s found after %d polls", conversation_id, polls)
                 return messages
             if time.monotonic() + self.interval > end:
-                raise UpstreamError(504, f"The image was not ready after {polls} checks of the conversation.",
-                                    code="image_generation_timeout")
+                raise _not_ready(polls)
 
-    def _stored(self, path: str) -> List[Mapping[str, Any]]:
-        response = self.upstream.get(path, "image result", self._access_token, self._account_id)
+    def _stored(self, path: str, timeout: float) -> List[Mapping[str, Any]]:
+        response = self.upstream.get(path, "image result", self._access_token, self._account_id,
+                                     read_timeout=timeout, connect_timeout=timeout)
         try:
             if response.status_code in (401, 403):
                 raise UpstreamError(502, f"The upstream refused to show the conversation ({response.status_code}).",
@@ -168,3 +172,8 @@ class ConversationPoller:
             time.sleep(min(TICK, left))
             if self.client_gone():
                 raise ClientGone()
+
+
+def _not_ready(polls: int) -> UpstreamError:
+    return UpstreamError(504, f"The image was not ready after {polls} checks of the conversation.",
+                         code="image_generation_timeout")

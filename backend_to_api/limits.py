@@ -15,12 +15,18 @@ import math
 import time
 from typing import Optional
 
+from .auth.tokens import Credentials
 from .errors import ApiError, retry_headers
 from .redact import fingerprint
 
 log = logging.getLogger(__name__)
 
 WINDOW = 60.0
+
+
+def limit_key(credentials: Credentials) -> str:
+    """Limits follow the upstream account: the key plus the Team account it speaks for."""
+    return f"{credentials.key},{credentials.account_id or ''}"
 
 
 def rate_limited(message: str, seconds: float, code: str) -> ApiError:

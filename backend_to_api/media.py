@@ -74,11 +74,16 @@ class MediaResolver:
     def image_url(self, file_id: str, scheme: str = "file-service",
                   conversation_id: Optional[str] = None) -> Optional[str]:
         """The URL to show for an upstream image file id, or None when it cannot be had."""
-        if scheme == "sediment":
-            image = self.sediment_image(conversation_id, file_id, keep_bytes=False)
-        else:
-            image = self.image(file_id, keep_bytes=False)
+        image = self.pointed_image(scheme, file_id, conversation_id, keep_bytes=False)
         return image.url if image is not None else None
+
+    def pointed_image(self, scheme: str, file_id: str, conversation_id: Optional[str],
+                      keep_bytes: bool = True) -> Optional["FetchedImage"]:
+        """The image behind a pointer's scheme (``sediment`` or ``file-service``) and file id; a
+        sediment image is asked of the conversation that made it. None when it cannot be had."""
+        if scheme == "sediment":
+            return self.sediment_image(conversation_id, file_id, keep_bytes)
+        return self.image(file_id, keep_bytes)
 
     def image(self, file_id: str, keep_bytes: bool = True) -> Optional["FetchedImage"]:
         """The image behind an upstream file id: its URL to show and (unless linked upstream only

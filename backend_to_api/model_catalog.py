@@ -61,9 +61,7 @@ class ModelCatalog:
         available = set(slugs)
         names = [name for name, family in self.table.items()
                  if family.slug in available or family.slug == AUTO_SLUG or self.table.is_explicit(name)]
-        covered = {canonical(family.slug) for _, family in self.table.items()}
-        covered.update(canonical(name) for name in self.table.names())
-        return names + [slug for slug in slugs if canonical(slug) not in covered]
+        return names + [slug for slug in slugs if not self.table.covers(slug)]
 
     def _slugs_for(self, credentials: Credentials) -> Optional[List[str]]:
         try:

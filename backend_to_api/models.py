@@ -80,6 +80,8 @@ class ModelRegistry:
         for entry in sorted(entries, key=lambda item: not item.strict):
             for name in entry.names:
                 self._add(name, entry)
+        # Asked for each slug of every /v1/models answer: built once, the table does not change.
+        self._covered = frozenset(self._by_key) | {canonical(family.slug) for family in self._names.values()}
 
     def _add(self, name: str, entry: _Names) -> None:
         key = canonical(name)
@@ -121,9 +123,9 @@ class ModelRegistry:
         """Configured by the operator (config.json), not only a built-in default."""
         return name in self._explicit
 
-    def family_names(self, family: str) -> List[str]:
-        """The configured names of one family (the original's ori_name), in config order."""
-        return [name for name, spec in self._names.items() if spec.family == family]
+    def covers(self, slug: str) -> bool:
+        """A name or slug of the table, in any spelling: an account's slug it needs not list again."""
+        return canonical(slug) in self._covered
 
 
 def canonical(name: str) -> str:

@@ -46,7 +46,7 @@ def build_services(settings: Settings, store: Optional[Union[FailoverStore, Redi
     upstream = UpstreamClient(settings)
     tokens = TokenResolver(settings.refresh, store, upstream, metrics)
     gpts = build_catalog(settings, store, tokens, upstream, models.configured_names())
-    upstream_urls = upstream_url_fetcher(settings)
+    upstream_urls = upstream_url_fetcher(settings, upstream.ca_bundle, upstream.proxy_url)
     files = InputFiles(settings, upstream, upstream_urls, store)
     limiter = RateLimiter(store, settings.rate_limit_per_minute, settings.rate_limit_max_wait)
     pool = TokenPool(parse_pool(settings.token_pool), store)

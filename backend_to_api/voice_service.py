@@ -11,21 +11,19 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Mapping, Optional, TypeVar
+from typing import Callable, List, Mapping, Optional
 
+from .account_calls import AccountCalls
 from .auth.pool import TokenPool, with_failover
 from .auth.tokens import Credentials, TokenResolver
 from .conversation_hider import ConversationHider, HideJob
-from .errors import ApiError, ClientGone, UpstreamError, upstream_timeout
-from .limits import RateLimiter
-from .redact import mask
+from .errors import ApiError, UpstreamError
+from .limits import RateLimiter, limit_key
 from .settings import Settings
 from .sse.events import ConversationId, Event, MessageFinished, UpstreamFailure
 from .translate.audio_request import SpeechRequest, TranscriptionRequest
-from .upstream.body import UpstreamBody
 from .upstream.client import UpstreamClient
-from .upstream.reply import WAITING, ReplyStream
-from .upstream.steps import Deadline, Steps
+from .upstream.reply import ReplyStream, watched_batches
 from .upstream.voice import SpeechAudio, SpeechTarget, VoiceCalls, speech_payload
 
 log = logging.getLogger(__name__)
@@ -33,8 +31,6 @@ log = logging.getLogger(__name__)
 SPEECH_MODEL = "auto"  # the slug the web app sends today; the speech conversation's model does not matter
 TRANSCRIBE_LIMIT_SLUG = "transcribe"  # the rate-limit cool-down key of transcriptions
 TICK = 0.5  # how often a silent speech conversation checks its client and its deadline
-
-Result = TypeVar("Result")
 
 
 @dataclass
@@ -55,6 +51,7 @@ class VoiceService:
         self.limiter = limiter
         self.pool = pool
         self._hider = hider  # the worker's one queue of hides, shared with chat
+        self._account_calls = AccountCalls(upstream, tokens, limiter)  # chat's cool-down and one refresh
 
     def speak(self, speech: SpeechRequest, credentials: Optional[Credentials],
               client_gone: Callable[[], bool]) -> SpeechAudio:
@@ -66,7 +63,7 @@ class VoiceService:
 
     def _transcribe(self, request: TranscriptionRequest, credentials: Credentials) -> str:
         session = self._session(credentials, TRANSCRIBE_LIMIT_SLUG)
-        return self._retrying(session, TRANSCRIBE_LIMIT_SLUG, lambda token: self.calls.transcribe(
+        return self._account_calls.retrying(session, TRANSCRIBE_LIMIT_SLUG, lambda token: self.calls.transcribe(
             request.upload, token, credentials.account_id))
 
     def _speak(self, speech: SpeechRequest, credentials: Credentials, client_gone: Callable[[], bool]) -> SpeechAudio:
@@ -79,7 +76,7 @@ class VoiceService:
 
         try:
             target = self._speech_conversation(speech.text, finder, session, client_gone)
-            audio = self._retrying(session, SPEECH_MODEL, lambda token: self.calls.synthesize(
+            audio = self._account_calls.retrying(session, SPEECH_MODEL, lambda token: self.calls.synthesize(
                 target, speech.voice, speech.audio_format, token, credentials.account_id))
         except ApiError as exc:
             # Once the speech conversation exists, no other pool token may post it again.
@@ -95,50 +92,21 @@ class VoiceService:
     def _session(self, credentials: Credentials, limit_slug: str) -> Session:
         session = Session(credentials, self.tokens.access_token(credentials))  # bad keys fail here
         if self.limiter is not None:
-            self.limiter.acquire(_limit_key(credentials), limit_slug)
+            self.limiter.acquire(limit_key(credentials), limit_slug)
         return session
-
-    def _retrying(self, session: Session, limit_slug: str, call: Callable[[str], Result]) -> Result:
-        """``call(access_token)``; on an upstream 401 the token is refreshed once and the call retried."""
-        try:
-            return call(session.access_token)
-        except UpstreamError as exc:
-            self._cool_down(exc, session, limit_slug)
-            if exc.upstream_status != 401:
-                raise
-        self._refresh(session)
-        return call(session.access_token)
-
-    def _open_speech(self, payload: dict, session: Session, deadline: Deadline) -> Steps[UpstreamBody]:
-        """The conversation call in steps (as ReplyStream drives it), with the same one refresh."""
-        account_id = session.credentials.account_id
-        try:
-            return (yield from self.upstream.open_conversation(payload, session.access_token, account_id, deadline))
-        except UpstreamError as exc:
-            self._cool_down(exc, session, SPEECH_MODEL)
-            if exc.upstream_status != 401:
-                raise
-        self._refresh(session)
-        return (yield from self.upstream.open_conversation(payload, session.access_token, account_id, deadline))
 
     def _speech_conversation(self, text: str, finder: "SpeechMessageFinder", session: Session,
                              client_gone: Callable[[], bool]) -> SpeechTarget:
         payload, message_id = speech_payload(text, SPEECH_MODEL)
-        reply = ReplyStream(lambda deadline: self._open_speech(payload, session, deadline),
-                            read_timeout=self.settings.upstream_read_timeout)
+        reply = ReplyStream(
+            lambda deadline: self._account_calls.open_conversation(payload, session, SPEECH_MODEL, deadline),
+            read_timeout=self.settings.upstream_read_timeout)
         deadline = time.monotonic() + self.settings.non_stream_deadline
         try:
-            while not finder.found:
-                if time.monotonic() > deadline:  # however busy the stream is with other things
-                    raise upstream_timeout("speech conversation")
-                batch = reply.next_events(TICK)
-                if batch is None:
+            for batch in watched_batches(reply.batches(TICK), client_gone, deadline, "speech conversation"):
+                finder.feed(batch)
+                if finder.found:
                     break
-                if batch is WAITING:
-                    if client_gone():
-                        raise ClientGone()
-                    continue
-                finder.feed(batch)  # type: ignore[arg-type]
         except ApiError as exc:
             exc.turn_posted = exc.turn_posted or reply.accepted
             raise
@@ -146,15 +114,6 @@ class VoiceService:
             reply.close()  # read no further than the posted message: the rest is not needed
         return finder.target(message_id)
 
-    def _cool_down(self, exc: UpstreamError, session: Session, limit_slug: str) -> None:
-        if exc.status == 429 and self.limiter is not None:
-            retry_after = exc.headers.get("Retry-After", "")
-            self.limiter.cool_down(_limit_key(session.credentials), limit_slug,
-                                   float(retry_after) if retry_after.isdigit() else None)
-
-    def _refresh(self, session: Session) -> None:
-        log.info("upstream rejected the access token of %s; refreshing once", mask(session.credentials.key))
-        session.access_token = self.tokens.access_token(session.credentials, stale=session.access_token)
 
 class SpeechMessageFinder:
     """Reads the speech conversation's events for its id and the assistant message holding the text:
@@ -193,8 +152,3 @@ def _message_text(event: MessageFinished) -> str:
     content = event.message.get("content")
     parts = content.get("parts") if isinstance(content, Mapping) else None
     return "".join(part for part in parts if isinstance(part, str)).strip() if isinstance(parts, list) else ""
-
-
-def _limit_key(credentials: Credentials) -> str:
-    """Limits follow the upstream account, as chat's do (chat_service._limit_key)."""
-    return f"{credentials.key},{credentials.account_id or ''}"

@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
@@ -98,6 +99,23 @@ def test_async_result_that_never_comes_is_a_bounded_504(pictures):
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "image_generation_timeout"
     assert response.elapsed.total_seconds() < 6  # image_poll_timeout 3
+
+
+def test_a_poll_that_hangs_still_ends_within_image_poll_timeout(pictures, emulator):
+    """Each poll is bounded by what is left of image_poll_timeout (3 s here), not by the 60 s of a GET."""
+    streams = len(emulator.streams())
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        never_ready = {"model": "gpt-image-1", "prompt": directive(emu="picture_v2_async", async_delay=60)}
+        answer = pool.submit(requests.post, pictures.url + "/v1/images/generations",
+                             headers={"Authorization": "Bearer rt-img"}, json=never_ready, timeout=30)
+        wait_until(lambda: len(emulator.streams()) > streams, timeout=5, what="image turn")
+        hang = {"path": f"/backend-api/conversation/{conversation_id_of(emulator)}", "delay": 8, "times": 3}
+        requests.post(f"{emulator.url}/_emulator/slow", json=hang, timeout=5).raise_for_status()
+        response = answer.result()
+        elapsed = time.monotonic() - started
+    assert response.status_code == 504 and response.json()["error"]["code"] == "image_generation_timeout"
+    assert elapsed < 4.5, elapsed  # image_poll_timeout 3 (+ the turn); the hung poll alone would take 8
 
 
 @pytest.mark.parametrize("refusal", ["object", "error_frame", "text", "async"])

@@ -196,6 +196,16 @@ def test_with_api_keys_the_pool_account_is_listed_and_used(start_proxy, emulator
         pooled.client("sk-wrong").models.list()
 
 
+def test_with_a_pool_whose_first_token_is_dead_the_first_live_account_is_listed(start_proxy, emulator):
+    dead, live, api_key = "bad-pool-" + uuid.uuid4().hex, fresh_key("pool-live"), "sk-models-" + uuid.uuid4().hex
+    set_account_models(emulator, live, models=["gpt-4o", "gpt-5-7-preview"])
+    pooled = start_proxy({"API_KEYS": api_key, "TOKEN_POOL": f"{dead},{live}"})
+    for _ in range(2):  # whichever token the rotation starts at, the dead one is tried and marked dead
+        ask(pooled, "gpt-4o", api_key)
+    ids = {m.id for m in pooled.client(api_key).models.list()}
+    assert "gpt-5-7-preview" in ids and "gpt-5-pro" not in ids  # the live account's list, not the table
+
+
 def test_a_name_neither_knows_is_404(proxy, emulator):
     key = fresh_key("unknown")
     set_account_models(emulator, key, models=["gpt-4o", "gpt-5-7-preview"])

@@ -27,12 +27,15 @@ def _model(name: str) -> dict:
 
 
 def _account() -> Optional[Credentials]:
-    """Whose model list to show: the caller's token, or with api_keys the pool's first one (401 for a
-    wrong key, as before); None (the table) when the open service is called without a token."""
+    """Whose model list to show: the caller's token, or with api_keys the pool's first live one (401
+    for a wrong key, as before); None (the table) when the open service is called without a token.
+    Not the union of the pool's accounts: a chat resolves its model with the one account the rotation
+    gives it (a name that account lacks is a 404, no fail-over), so a name only another account has
+    would be listed and then fail on most requests."""
     svc = services()
     if svc.api_keys.enabled:
         client_credentials()
-        return svc.chat.pool.entries[0]
+        return svc.chat.pool.first_live()
     header = request.headers.get("Authorization")
     if not header:
         return None

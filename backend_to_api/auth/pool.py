@@ -70,6 +70,10 @@ class TokenPool:
             if not self.store.get_json(_dead_key(entry)):
                 yield entry
 
+    def first_live(self) -> Optional[Credentials]:
+        """The first token not known to be dead, without turning the rotation (None: all are dead)."""
+        return next((entry for entry in self.entries if not self.store.get_json(_dead_key(entry))), None)
+
     def failed(self, entry: Credentials, error: ApiError) -> None:
         if error.status == 401:
             self.store.set_json(_dead_key(entry), True, ttl=DEAD_FOR)

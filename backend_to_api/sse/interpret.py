@@ -355,22 +355,29 @@ def _content_text(content: Mapping[str, Any]) -> str:
 def _image_file_ids(message: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(scheme, file id) of DALL-E's and picture_v2's ``image_asset_pointer`` parts (partial previews
     left out), then of python's ``aggregate_result`` image messages."""
-    pointers: list[Any] = []
     parts = _mapping(message.get("content")).get("parts")
-    for part in parts if isinstance(parts, list) else ():
-        if isinstance(part, dict) and part.get("content_type") == "image_asset_pointer" and not is_preview(part):
-            pointers.append(part.get("asset_pointer"))
+    pointers: list[Any] = [image_part_pointer(part) for part in (parts if isinstance(parts, list) else ())]
     result = _mapping(_mapping(message.get("metadata")).get("aggregate_result"))
     outputs = result.get("messages")
     for output in outputs if isinstance(outputs, list) else ():
         if isinstance(output, dict) and output.get("message_type") == "image":
             pointers.append(output.get("image_url"))
-    found = []
-    for pointer in pointers:
-        scheme, _, file_id = pointer.partition("://") if isinstance(pointer, str) else ("", "", "")
-        if scheme in _IMAGE_SCHEMES and file_id:
-            found.append((scheme, file_id))
-    return found
+    return [found for pointer in pointers if (found := _split_pointer(pointer)) is not None]
+
+
+def image_part_pointer(part: Any) -> Optional[str]:
+    """The pointer (``sediment://id`` or ``file-service://id``) of a finished image part, else None:
+    another kind of part, another scheme, or a partial preview. Read by the chat reply (here) and
+    by the images API (image_results.py)."""
+    if not isinstance(part, dict) or part.get("content_type") != "image_asset_pointer" or is_preview(part):
+        return None
+    pointer = part.get("asset_pointer")
+    return pointer if _split_pointer(pointer) is not None else None
+
+
+def _split_pointer(pointer: Any) -> Optional[tuple[str, str]]:
+    scheme, _, file_id = pointer.partition("://") if isinstance(pointer, str) else ("", "", "")
+    return (scheme, file_id) if scheme in _IMAGE_SCHEMES and file_id else None
 
 
 def is_preview(part: Mapping[str, Any]) -> bool:

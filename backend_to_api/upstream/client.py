@@ -27,7 +27,7 @@ from .body import UpstreamBody
 from .conduit import ConduitPreparer, FlowChoice, conduit_body
 from .errors import map_upstream_status, upstream_message, wrap_transport_errors
 from .http1 import ConnectionPool
-from .proxy_route import ProxyRoute, proxy_route
+from .proxy_route import ProxyRoute, proxy_route, proxy_url
 from .steps import Deadline, Steps
 from .ws_answer import WebSocketAnswer, web_socket_answer
 
@@ -56,6 +56,8 @@ class UpstreamClient:
         self._conversation_path = urlsplit(f"{self.root}/backend-api/conversation").path  # what our exchange sends
         self._conduit_path = urlsplit(f"{self.root}/backend-api/f/conversation").path
         self.flow = FlowChoice(settings.conversation_flow)  # per worker: this client is the worker's only one
+        self.ca_bundle = _ca_bundle(self.session)  # the upstream's CA: for the links it hands out too
+        self.proxy_url = proxy_url(settings.upstream_root, settings.proxy, self.session)  # None: straight
         self._preparer = ConduitPreparer(self.session, f"{self.root}/backend-api/f/conversation/prepare",
                                          settings.upstream_connect_timeout, settings.conduit_prepare_timeout)
 
@@ -136,11 +138,14 @@ class UpstreamClient:
         return response.status_code == 200
 
     def get(self, path: str, what: str, access_token: str, account_id: Optional[str] = None,
-            read_timeout: float = 60) -> requests.Response:
-        """A small backend-api GET (e.g. GPT info); the caller reads status and body."""
+            read_timeout: float = 60, connect_timeout: Optional[float] = None) -> requests.Response:
+        """A small backend-api GET (e.g. GPT info); the caller reads status and body. A caller with
+        a budget of its own (the image result polls) passes what is left of it for both timeouts,
+        so that one hung GET cannot outlast the wait it is part of."""
+        connect = self.timeout[0] if connect_timeout is None else min(self.timeout[0], connect_timeout)
         with wrap_transport_errors(what):
             return self.session.get(f"{self.root}{path}", headers=self.headers(access_token, account_id),
-                                    timeout=(self.timeout[0], read_timeout))
+                                    timeout=(connect, read_timeout))
 
     def post(self, url: str, what: str, **kwargs: Any) -> requests.Response:
         """A plain POST to any URL (token refreshers), with our timeouts and error wrapping."""
@@ -196,7 +201,11 @@ def _conversation_pool(settings: Settings, session: requests.Session) -> Tuple[O
     except UpstreamError as exc:
         log.error("%s", exc.message)
         return None, exc
-    bundle = session.verify if isinstance(session.verify, str) else certifi.where()
     # Enough idle connections that a burst of chats can all reuse theirs afterwards.
-    return ConnectionPool(settings.upstream_root, settings.upstream_connect_timeout, bundle,
+    return ConnectionPool(settings.upstream_root, settings.upstream_connect_timeout, _ca_bundle(session),
                           max_idle=max(settings.worker_connections, 10), proxy=route), None
+
+
+def _ca_bundle(session: requests.Session) -> str:
+    """The CA file (or folder) the session verifies the upstream with (``_session``)."""
+    return session.verify if isinstance(session.verify, str) else certifi.where()

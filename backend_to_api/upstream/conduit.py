@@ -10,15 +10,15 @@ one a mirror must stand in front of.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping
 
 import requests
 
 from ..errors import UpstreamError
+from ..jsonbytes import string_field
 from .errors import map_upstream_status, short_error_body, wrap_transport_errors
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,8 @@ class ConduitPreparer:
             raise _refused(response)
         with wrap_transport_errors("conversation prepare"):
             text = short_error_body(response)
-        token = _conduit_token(text)
-        if token is None:
+        token = string_field(text, "conduit_token")
+        if not token:
             raise UpstreamError(502, "The upstream's conversation prepare answered without a conduit_token.",
                                 200, code="upstream_prepare_failed")
         return token
@@ -161,12 +161,3 @@ def _refused(response: requests.Response) -> UpstreamError:
         return error
     return UpstreamError(502, f"The upstream's conversation prepare failed with HTTP {status}: {error.message}",
                          status, code="upstream_prepare_failed")
-
-
-def _conduit_token(text: str) -> Optional[str]:
-    try:
-        answer = json.loads(text)
-    except ValueError:
-        return None
-    token = answer.get("conduit_token") if isinstance(answer, dict) else None
-    return token if isinstance(token, str) and token else None

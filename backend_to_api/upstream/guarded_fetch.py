@@ -18,7 +18,6 @@ here when it resolves; a literal address always).
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import urllib.parse
 from contextlib import contextmanager
@@ -27,7 +26,6 @@ from typing import Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tupl
 
 import certifi
 import urllib3
-from requests.utils import get_environ_proxies, select_proxy
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProxySchemeUnknown
 
 from ..settings import Settings
@@ -159,19 +157,17 @@ class GuardedFetcher:
         target = parse_target(url)
         if self._proxy_problem:
             raise FetchFailed(self._proxy_problem)
+        pool: Optional[urllib3.HTTPConnectionPool] = None  # a direct request's own pool, closed with it
         if self._proxy is not None:
             response = self._via_proxy(method, url, target, headers, timeout, body)
-            try:
-                yield response
-            finally:
-                response.close()
-            return
-        pool, response = self._direct(method, target, headers, timeout, body)
+        else:
+            pool, response = self._direct(method, target, headers, timeout, body)
         try:
             yield response
         finally:
             response.close()
-            pool.close()
+            if pool is not None:
+                pool.close()
 
     @contextmanager
     def get_following(self, url: str, headers: Mapping[str, str], timeout: urllib3.Timeout,
@@ -245,12 +241,10 @@ def client_url_fetcher(settings: Settings) -> GuardedFetcher:
     return GuardedFetcher(Allowlist.parse(settings.url_fetch_allowlist.split(",")), certifi.where())
 
 
-def upstream_url_fetcher(settings: Settings) -> GuardedFetcher:
+def upstream_url_fetcher(settings: Settings, ca_bundle: str, proxy: Optional[str]) -> GuardedFetcher:
     """For the URLs the upstream hands back: the allowlist plus the upstream's own host, with the
-    upstream's proxy and CA bundle (the same ones its API calls use, see client.py)."""
+    upstream's CA bundle and outbound proxy (``UpstreamClient.ca_bundle`` and ``.proxy_url``: the
+    same ones its API calls use)."""
     root = settings.upstream_root
     allowlist = Allowlist.parse(settings.url_fetch_allowlist.split(",")).with_host(urllib.parse.urlsplit(root).hostname)
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-    # the proxy the upstream's API calls take (upstream/proxy_route.py decides the same way)
-    proxies = {"http": settings.proxy, "https": settings.proxy} if settings.proxy else get_environ_proxies(root)
-    return GuardedFetcher(allowlist, bundle, select_proxy(root, proxies) if proxies else None)
+    return GuardedFetcher(allowlist, ca_bundle, proxy)

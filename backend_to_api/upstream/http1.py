@@ -100,7 +100,7 @@ class ConnectionPool:
         if parts.port == default_port:
             self.host_header = self.host_header.rsplit(":", 1)[0]
         self.connect_timeout = connect_timeout
-        self._tls = _tls_context(ca_bundle) if parts.scheme == "https" else None
+        self._tls = tls_context(ca_bundle) if parts.scheme == "https" else None
         self.proxy = proxy
         # A plain-http origin behind a proxy is asked for in absolute form, with the proxy's credentials.
         self._absolute = f"http://{self.host_header}" if proxy is not None and self._tls is None else ""
@@ -240,7 +240,8 @@ def _stale(connection: Connection, now: float) -> bool:
     return now - connection.idle_since > connection.idle_limit
 
 
-def _tls_context(ca_bundle: Optional[str]) -> ssl.SSLContext:
+def tls_context(ca_bundle: Optional[str]) -> ssl.SSLContext:
+    """A client context for HTTP/1.1 (the conversation call, the WebSocket hand-off's dial)."""
     # REQUESTS_CA_BUNDLE may name a file or, as requests also accepts, a hashed certificate folder
     if ca_bundle and os.path.isdir(ca_bundle):
         context = ssl.create_default_context(capath=ca_bundle)

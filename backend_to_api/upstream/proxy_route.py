@@ -27,10 +27,16 @@ class ProxyRoute(NamedTuple):
 def proxy_route(upstream_root: str, proxy: str, session: requests.Session) -> Optional[ProxyRoute]:
     """The proxy for ``upstream_root`` (``proxy`` configured, else the environment when the
     session reads it), or None to connect straight."""
+    url = proxy_url(upstream_root, proxy, session)
+    return parse_proxy_url(url) if url else None
+
+
+def proxy_url(upstream_root: str, proxy: str, session: requests.Session) -> Optional[str]:
+    """The proxy URL for ``upstream_root`` as requests would choose it, or None: straight. Also
+    what the upstream's download links are fetched through (guarded_fetch.upstream_url_fetcher)."""
     proxies = {"http": proxy, "https": proxy} if proxy else (
         get_environ_proxies(upstream_root) if session.trust_env else {})
-    url = select_proxy(upstream_root, proxies) if proxies else None
-    return parse_proxy_url(url) if url else None
+    return select_proxy(upstream_root, proxies) if proxies else None
 
 
 def parse_proxy_url(url: str) -> ProxyRoute:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Iterator, List, Optional, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Union
 
-from ..errors import ApiError, UpstreamError, upstream_timeout
+from ..errors import ApiError, ClientGone, UpstreamError, upstream_timeout
 from ..sse.decoder import SSEDecoder, SSEFormatError
 from ..sse.events import ActionConfirmation, ConversationId, Event, HandOff as HandOffEvent, ImagePointer, ModelSlug
 from ..sse.events import StreamEnd, TextDelta, UpstreamFailure
@@ -38,6 +38,21 @@ class Waiting:
 
 
 WAITING = Waiting()
+
+
+def watched_batches(batches: Iterable[Union[List[Event], Waiting]], client_gone: Callable[[], bool],
+                    deadline: float, what: str) -> Iterator[List[Event]]:
+    """The batches that hold events, for a reader that sends nothing meanwhile (an image turn, the
+    speech conversation): on a silence the client is asked (ClientGone when it left), and after
+    every read the ``deadline`` (a time.monotonic() value) is checked, however busy the stream is."""
+    for batch in batches:
+        if isinstance(batch, Waiting):
+            if client_gone():
+                raise ClientGone()
+        else:
+            yield batch
+        if time.monotonic() > deadline:
+            raise upstream_timeout(what)
 
 
 class ReplyStream:

@@ -10,7 +10,6 @@ answered by plain text or ``{"text"}``.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -19,6 +18,7 @@ import requests
 import urllib3
 
 from ..errors import UpstreamError
+from ..jsonbytes import string_field
 from ..translate.conversation import TIMEZONE_OFFSET_MIN
 from .client import USER_AGENT, UpstreamClient
 from .errors import map_upstream_status, short_error_body, upstream_message, wrap_transport_errors
@@ -135,7 +135,7 @@ class VoiceCalls:
         kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         body = _small_body(response)
         if kind == "application/json":
-            text = _json_field(body, "text")
+            text = string_field(body, "text")
             if text is None:
                 raise UpstreamError(502, "The upstream's transcription has no text.", 200, code="upstream_error")
             return text
@@ -146,7 +146,7 @@ class VoiceCalls:
 
 
 def _download_url(response: requests.Response) -> str:
-    url = _json_field(_small_body(response), "download_url")
+    url = string_field(_small_body(response), "download_url")
     if url is None or not url.startswith(("http://", "https://")):
         raise UpstreamError(502, "The upstream answered JSON without an audio download_url.", 200,
                             code="speech_download_failed")
@@ -164,12 +164,3 @@ def _small_body(response: requests.Response) -> str:
         raise UpstreamError(502, f"The upstream's answer is larger than {MAX_JSON_ANSWER} bytes.", 200,
                             code="upstream_error")
     return data.decode("utf-8", "replace")
-
-
-def _json_field(body: str, name: str) -> Optional[str]:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    value = data.get(name) if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
