@@ -23,6 +23,7 @@ from referencing.exceptions import Unresolvable
 
 from .errors import bad_request
 from .json_in_text import NoJson, find_json
+from .tool_calls.repair import coerced
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for json_schema.name
 MAX_REASON_CHARS = 400  # a reason goes into the retry's prompt and the error message: keep it short
@@ -73,9 +74,12 @@ class OutputFormat:
                 raise FormatMismatch(f"it is a JSON {_json_type(value)}, not an object")
             return json_text
         problem = _schema_problem(self.schema, value)
-        if problem is not None:
+        if problem is None:
+            return json_text
+        repaired = _repaired(self.schema, value)
+        if repaired is None:
             raise FormatMismatch(_shorten(f"it does not match the JSON Schema: {problem}"))
-        return json_text
+        return repaired
 
     def correction(self, reason: str) -> str:
         """The user message of the retry, after the bad reply."""
@@ -162,6 +166,27 @@ def _schema_problem(schema: dict, value: Any) -> Optional[str]:
     if error is None:
         return None
     return f"at {error.json_path}: {error.message}"
+
+
+def _repaired(schema: dict, value: Any) -> Optional[str]:
+    """The answer with a top-level number or boolean that came as a string converted ("3" for an
+    integer, "true" for a boolean) or a null optional property left out, as a tool call's arguments
+    are mended (tool_calls/repair.py), when that makes it valid; None otherwise. Saves a whole
+    retry turn for a reply whose meaning is not in doubt. A property the schema forbids is not
+    dropped here, unlike in a call: it may be the answer put under the wrong key (the retry asks)."""
+    if not isinstance(value, dict):
+        return None
+    validator = _validator_class(schema)(schema)
+    try:
+        errors = list(validator.iter_errors(value))
+        if any(error.validator == "additionalProperties" for error in errors):
+            return None
+        fixed = coerced(value, errors, schema.get("required") or ())
+        if fixed is None or any(True for _ in validator.iter_errors(fixed)):
+            return None
+    except RecursionError:
+        return None
+    return json.dumps(fixed, ensure_ascii=False)
 
 
 def _json_type(value: Any) -> str:

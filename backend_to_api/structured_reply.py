@@ -77,7 +77,7 @@ def complete_structured(request: ChatRequest, first: Turn, open_turn: OpenTurn, 
         completion = _complete(turn, deadline)
         if spent is not None:  # both conversations were spent
             completion["usage"] = _sum_usage(spent, completion["usage"])
-        if completion["choices"][0]["message"].get("tool_calls"):
+        if completion["choices"][0]["finish_reason"] in ("tool_calls", "function_call"):
             return completion  # a turn that calls tools: the format is for the answer that follows
         reply = _content(completion)
         checked, reason = _check(output, reply)
@@ -91,7 +91,7 @@ def stream_structured(request: ChatRequest, first: Turn, open_turn: OpenTurn) ->
     """The SSE body: role chunk, thinking and keep-alives while the reply is read, then the checked
     JSON (or the calls, or the error), finish, usage when asked, [DONE]. Each turn is finished here."""
     output = _format_of(request)
-    writes = _Writes(first.context.factory, first.context.keep_alive_interval)
+    writes = _Writes(first.context.factory, first.context.keep_alive_interval, first.context.tool_calls is not None)
     read: List[Tuple[ReplyContext, str]] = []  # every turn read, with its text (for usage)
     turn, checked, calls, error, text, reason = first, None, None, None, "", ""
     try:
@@ -172,15 +172,16 @@ def _sum_usage(first: dict, second: dict) -> dict:
 class _Writes:
     """The role chunk goes with the first write; keep-alives when nothing was written for a while."""
 
-    def __init__(self, factory: ChunkFactory, keep_alive_interval: float) -> None:
+    def __init__(self, factory: ChunkFactory, keep_alive_interval: float, tools: bool = False) -> None:
         self.factory = factory
         self.keep_alive_interval = keep_alive_interval
+        self.tools = tools  # tools offered: the reply may be calls only (a null content, chunks.py)
         self.last = time.monotonic()
         self.role_sent = False
 
     def take(self, chunks: List[bytes]) -> bytes:
         if not self.role_sent:
-            chunks.insert(0, self.factory.role())  # made now: after the events that name the model
+            chunks.insert(0, self.factory.role(self.tools))  # made now: after the events that name the model
             self.role_sent = True
         self.last = time.monotonic()
         return b"".join(chunks)
@@ -250,7 +251,7 @@ def _tail(context: ReplyContext, answer: _Answer, read: List[Tuple[ReplyContext,
     elif answer.calls is not None and context.tool_calls is not None:
         yield from factory.content(answer.calls.content or "")
         for index, call in enumerate(answer.calls.calls):
-            yield from factory.tool_call(index, call)
+            yield from context.tool_calls.call_chunks(index, call, factory)
         finish_reason = context.tool_calls.finish_reason(finish_reason)
     elif answer.checked is not None:
         yield from factory.content(answer.checked)

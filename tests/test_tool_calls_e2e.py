@@ -412,12 +412,17 @@ def test_langchain_agent_loop_answers_from_the_tool_result(proxy):
     assert final.content == "It is sunny in Bern." and not final.tool_calls
 
 
-def test_the_readme_example_runs(proxy, capsys):
+def run_readme_example(proxy, heading: str) -> None:
+    """Runs the first Python block after ``heading`` in README.md against ``proxy``."""
     readme = open(__file__.replace("tests/test_tool_calls_e2e.py", "README.md"), encoding="utf-8").read()
-    section = readme[readme.index("### Tool calling"):]
+    section = readme[readme.index(heading):]
     code = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
     code = code.replace('"http://localhost:33333/v1"', repr(proxy.url + "/v1"))
-    exec(compile(code, "README.md", "exec"), {"REFRESH_TOKEN": "rt-readme"})
+    exec(compile(code, "README.md", "exec"), {"REFRESH_TOKEN": "rt-readme", "__name__": "readme"})
+
+
+def test_the_readme_example_runs(proxy, capsys):
+    run_readme_example(proxy, "### Tool calling")
     # The protocol model calls the first tool with a schema-made city ("x"), then answers from the result.
     assert capsys.readouterr().out == "Done: 22 °C and sunny in x\n"
 

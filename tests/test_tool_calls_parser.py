@@ -367,7 +367,11 @@ USER = [{"role": "user", "content": "hi"}]
     ({"tools": [FN], "tool_choice": 1}, "tool_choice"),
     ({"tool_choice": "required"}, "tool_choice"),
     ({"tools": [FN], "parallel_tool_calls": "no"}, "parallel_tool_calls"),
-    ({"functions": [{"name": "f"}]}, "functions"),
+    ({"functions": {"name": "f"}}, "functions"),
+    ({"functions": ["f"]}, "functions[0]"),
+    ({"functions": [{"name": "f"}], "tools": [FN]}, "functions"),
+    ({"functions": [{"name": "f"}, {"name": "f"}]}, "functions"),
+    ({"functions": [{"name": "f"}], "function_call": {"name": "g"}}, "function_call"),
 ])
 def test_bad_tools_are_400s_naming_the_param(extra, param):
     with pytest.raises(ApiError) as caught:

@@ -15,6 +15,7 @@ from ..render.tool_calls import for_request as tool_call_reply
 from ..render.usage import count_prompt
 from ..structured_reply import Turn, complete_structured, stream_structured
 from ..translate.chat_request import ChatRequest, parse_chat_request
+from ..translate.conversation import sent_messages
 from . import client_credentials, json_body, services
 from .client_watch import client_gone_probe
 
@@ -88,7 +89,7 @@ def _context(opened, chat_request, client_gone: Callable[[], bool], svc, public_
     return ReplyContext(
         factory=ChunkFactory(chat_request.model, chat_request.include_usage, sent_slug=opened.model.slug),
         renderer=ReplyRenderer(settings.bot_mode, media_resolver(opened, svc, public_url)),
-        prompt_tokens=lambda: count_prompt(chat_request.messages, encoding),
+        prompt_tokens=lambda: count_prompt(sent_messages(chat_request), encoding),
         encoding=encoding,
         keep_alive_interval=settings.keep_alive_interval,
         client_gone=client_gone,

@@ -64,8 +64,10 @@ class ChunkFactory:
             chunk["usage"] = None
         return chunk
 
-    def role(self) -> bytes:
-        return sse(self.chunk({"role": "assistant", "content": ""}))
+    def role(self, tools: bool = False) -> bytes:
+        """``tools``: the request offered tools, so the reply may be calls only, whose content
+        OpenAI streams as null (the openai SDK's stream helper then ends with content None, not "")."""
+        return sse(self.chunk({"role": "assistant", "content": None if tools else ""}))
 
     def content(self, text: str) -> Iterator[bytes]:
         for start in range(0, len(text), MAX_DELTA_CHARS):
@@ -78,14 +80,19 @@ class ChunkFactory:
         for start in range(0, len(text), MAX_DELTA_CHARS):
             yield sse(self.chunk({"reasoning_content": text[start:start + MAX_DELTA_CHARS]}))
 
-    def tool_call(self, index: int, call: ToolCall) -> Iterator[bytes]:
-        """A call as OpenAI streams it: id, type and name with empty arguments, then the arguments."""
+    def tool_call(self, index: int, call: ToolCall, legacy: bool = False) -> Iterator[bytes]:
+        """A call as OpenAI streams it: id, type and name with empty arguments, then the arguments.
+        ``legacy``: the deprecated ``delta.function_call`` (name, then arguments; no id, no index)."""
         function = {"name": call.name, "arguments": ""}
-        yield sse(self.chunk({"tool_calls": [{"index": index, "id": call.id, "type": "function",
-                                              "function": function}]}))
+        if legacy:
+            yield sse(self.chunk({"function_call": function}))
+        else:
+            yield sse(self.chunk({"tool_calls": [{"index": index, "id": call.id, "type": "function",
+                                                  "function": function}]}))
         for start in range(0, len(call.arguments), MAX_DELTA_CHARS):
-            fragment = call.arguments[start:start + MAX_DELTA_CHARS]
-            yield sse(self.chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}))
+            fragment = {"arguments": call.arguments[start:start + MAX_DELTA_CHARS]}
+            delta = {"function_call": fragment} if legacy else {"tool_calls": [{"index": index, "function": fragment}]}
+            yield sse(self.chunk(delta))
 
     def finish(self, reason: str) -> bytes:
         return sse(self.chunk({}, reason))
@@ -106,10 +113,13 @@ class ChunkFactory:
         return completion
 
     def completion(self, text: Optional[str], finish_reason: str, usage: dict,
-                   tool_calls: Sequence[ToolCall] = ()) -> dict:
-        """``text`` None: a reply that only called tools (OpenAI's content is null then)."""
+                   tool_calls: Sequence[ToolCall] = (), legacy: bool = False) -> dict:
+        """``text`` None: a reply that only called tools (OpenAI's content is null then).
+        ``legacy``: the (one) call as the deprecated ``message.function_call``."""
         message = {"role": "assistant", "content": text, "refusal": None}
-        if tool_calls:
+        if tool_calls and legacy:
+            message["function_call"] = {"name": tool_calls[0].name, "arguments": tool_calls[0].arguments}
+        elif tool_calls:
             message["tool_calls"] = [{"id": call.id, "type": "function",
                                       "function": {"name": call.name, "arguments": call.arguments}}
                                      for call in tool_calls]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Callable, Iterator, List, Optional
 
-from ..errors import ApiError, ClientGone, UpstreamError, bad_request, empty_reply, upstream_timeout
+from ..errors import ApiError, ClientGone, UpstreamError, content_blocked, empty_reply, upstream_timeout
 from ..sse.events import ModelSlug, ReasoningDelta, StreamEnd
 from ..upstream.reply import WAITING
 from .chunks import DONE, KEEP_ALIVE, ChunkFactory
@@ -84,7 +84,7 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
     renderer = context.renderer
     # The role chunk goes with the events read while waiting, and is made after them: when they
     # name the answering model (they usually do), the first chunk says it like all the others.
-    writes = _Writes(context.factory.role)
+    writes = _Writes(lambda: context.factory.role(tools=context.tool_calls is not None))
 
     def on_idle() -> Optional[bytes]:
         if time.monotonic() - writes.last >= context.keep_alive_interval:
@@ -220,7 +220,8 @@ def _completion(context: ReplyContext, text: str) -> dict:
     if context.tool_calls is None:
         return context.factory.completion(text, reason, counted)
     split = context.tool_calls.split(text)
-    return context.factory.completion(split.content, context.tool_calls.finish_reason(reason), counted, split.calls)
+    return context.factory.completion(split.content, context.tool_calls.finish_reason(reason), counted, split.calls,
+                                      legacy=context.tool_calls.legacy)
 
 
 def finished_text(context: ReplyContext) -> str:
@@ -230,7 +231,7 @@ def finished_text(context: ReplyContext) -> str:
     renderer.finish()
     failure = renderer.state.failure
     if failure is not None and failure.code == "content_policy_violation":
-        raise bad_request(failure.message, code=failure.code)  # a blocked turn: OpenAI's answer to it
+        raise content_blocked(failure.message)
     reason = incomplete(context)
     if reason is not None:
         raise UpstreamError(502, f"The upstream failed mid-reply: {reason}", code="upstream_error")

@@ -9,7 +9,7 @@ its chunks pay nothing for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from ..tool_calls.parser import Piece, ToolCallParser
 from ..tool_calls.toolset import ToolCall, ToolSet
@@ -21,6 +21,7 @@ class ToolCallReply:
 
     def __init__(self, toolset: ToolSet) -> None:
         self._parser = ToolCallParser(toolset)
+        self.legacy = toolset.legacy
         self.calls: List[ToolCall] = []
 
     def chunks(self, text: str, factory: ChunkFactory) -> List[bytes]:
@@ -31,7 +32,12 @@ class ToolCallReply:
         return self._chunks(self._parser.finish(whole), factory)
 
     def finish_reason(self, reason: str) -> str:
-        return "tool_calls" if self.calls else reason
+        if not self.calls:
+            return reason
+        return "function_call" if self.legacy else "tool_calls"
+
+    def call_chunks(self, index: int, call: ToolCall, factory: ChunkFactory) -> Iterator[bytes]:
+        return factory.tool_call(index, call, self.legacy)
 
     def split(self, text: str) -> "SplitReply":
         """A whole reply's text (non-streaming) as content and calls."""
@@ -46,7 +52,7 @@ class ToolCallReply:
             if isinstance(piece, str):
                 out.extend(factory.content(piece))
             else:
-                out.extend(factory.tool_call(len(self.calls), piece))
+                out.extend(self.call_chunks(len(self.calls), piece, factory))
                 self.calls.append(piece)
         return out
 

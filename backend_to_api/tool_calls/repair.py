@@ -96,7 +96,7 @@ class CallReader:
             errors = list(validator.iter_errors(arguments))
             if not errors:
                 return arguments
-            fixed = _coerced(arguments, errors, tool.parameters.get("required") or ())
+            fixed = coerced(arguments, errors, tool.parameters.get("required") or ())
             if fixed is None or any(True for _ in validator.iter_errors(fixed)):
                 return None
         except (Unresolvable, RecursionError):
@@ -170,9 +170,9 @@ def _arguments(value: Mapping) -> Any:
     return _MISSING
 
 
-def _coerced(arguments: dict, errors: List[Any], required: Any) -> Optional[dict]:
+def coerced(arguments: dict, errors: List[Any], required: Any) -> Optional[dict]:
     """``arguments`` with the repairable errors of its top-level properties fixed; None when an
-    error is of another kind."""
+    error is of another kind (also used for a structured-output answer: structured_output.py)."""
     fixed = dict(arguments)
     by_key: Dict[str, List[Any]] = {}
     for error in errors:

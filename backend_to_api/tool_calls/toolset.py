@@ -39,6 +39,7 @@ class ToolSet:
     choice: str  # "auto" | "required" | "none" | "function"
     forced: Optional[str] = None  # the function's name when choice == "function"
     parallel: bool = True
+    legacy: bool = False  # offered as the deprecated ``functions``: calls answer as ``function_call``
 
     def get(self, name: str) -> Optional[Tool]:
         return next((tool for tool in self.tools if tool.name == name), None)
@@ -58,9 +59,8 @@ def new_call_id() -> str:
 def parse_chat_tools(body: Mapping, flat: bool = False) -> Optional[ToolSet]:
     """The body's tools as a ToolSet; None when it offers none. ``flat``: the Responses API's
     tools (see parse_tools); its tool_choice and parallel_tool_calls are read the same way."""
-    if body.get("functions") is not None:
-        raise bad_request("The legacy 'functions' parameter is not supported; send 'tools' instead.",
-                          param="functions")
+    if body.get("functions") is not None and not flat:
+        return _parse_legacy_functions(body)
     tools = parse_tools(body.get("tools"), flat)
     parallel = body.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
@@ -69,6 +69,35 @@ def parse_chat_tools(body: Mapping, flat: bool = False) -> Optional[ToolSet]:
     if not tools:
         return None
     return ToolSet(tools=tools, choice=choice, forced=forced, parallel=parallel is not False)
+
+
+def _parse_legacy_functions(body: Mapping) -> Optional[ToolSet]:
+    """The deprecated ``functions`` + ``function_call`` (older clients still send them): the same
+    tools, one call per reply, answered in the legacy shape (render/chunks.py)."""
+    if body.get("tools") is not None:
+        raise bad_request("Send either 'tools' or the legacy 'functions', not both.", param="functions")
+    functions = body["functions"]
+    if not isinstance(functions, list):
+        raise bad_request("'functions' must be an array of function definitions.", param="functions")
+    tools = tuple(_parse_legacy_function(item, f"functions[{index}]") for index, item in enumerate(functions))
+    _check_unique(tools, "functions")
+    choice, forced = parse_tool_choice(_legacy_choice(body.get("function_call")), tools, param="function_call")
+    if not tools:
+        return None
+    return ToolSet(tools=tools, choice=choice, forced=forced, parallel=False, legacy=True)
+
+
+def _parse_legacy_function(item: Any, param: str) -> Tool:
+    if not isinstance(item, Mapping):
+        raise bad_request(f"{param} must be an object.", param=param)
+    return parse_function(item, param)
+
+
+def _legacy_choice(value: Any) -> Any:
+    """``function_call``'s {"name": ...} in tool_choice's shape; "none" and "auto" are the same words."""
+    if isinstance(value, Mapping) and "type" not in value:
+        return {"type": "function", "function": value}
+    return value
 
 
 def parse_tool_choice(value: Any, tools: Tuple[Tool, ...], param: str = "tool_choice") -> Tuple[str, Optional[str]]:
@@ -110,11 +139,15 @@ def parse_tools(value: Any, flat: bool = False) -> Tuple[Tool, ...]:
     if not isinstance(value, list):
         raise bad_request("'tools' must be an array of function tools.", param="tools")
     tools = tuple(_parse_tool(item, f"tools[{index}]", flat) for index, item in enumerate(value))
+    _check_unique(tools, "tools")
+    return tools
+
+
+def _check_unique(tools: Tuple[Tool, ...], param: str) -> None:
     names = [tool.name for tool in tools]
     duplicate = next((name for name in names if names.count(name) > 1), None)
     if duplicate is not None:
-        raise bad_request(f"The function name {duplicate!r} appears more than once in 'tools'.", param="tools")
-    return tools
+        raise bad_request(f"The function name {duplicate!r} appears more than once in '{param}'.", param=param)
 
 
 def _parse_tool(item: Any, param: str, flat: bool) -> Tool:

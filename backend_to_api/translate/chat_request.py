@@ -142,6 +142,11 @@ def _parse_part(part: Any, param: str) -> Any:
         if not isinstance(text, str):
             raise bad_request(f"{param}.text must be a string.", param=f"{param}.text")
         return text
+    if kind == "refusal":  # an assistant turn that declined: clients (the Agents SDK) send it back
+        refusal = part.get("refusal")
+        if not isinstance(refusal, str):
+            raise bad_request(f"{param}.refusal must be a string.", param=f"{param}.refusal")
+        return refusal
     if kind == "image_url":
         return _parse_image_part(part.get("image_url"), param)
     raise bad_request(f"{param}.type {kind!r} is not supported (use text or image_url).", param=f"{param}.type")

@@ -25,7 +25,7 @@ def build_conversation_payload(
     request: ChatRequest, model: ModelSpec, hide_history: bool, files: Optional[AccountFiles] = None
 ) -> Dict[str, Any]:
     """``files`` uploads the messages' images and files (None: a request with any is a 400)."""
-    messages = _preface(request) + render_history(request.messages)
+    messages = sent_messages(request)
     if model.family.reasoning:
         messages = _fold_system(messages)
     return {
@@ -40,6 +40,13 @@ def build_conversation_payload(
         "force_rate_limit": False,
         **thinking_fields(model.family, request.reasoning_effort),
     }
+
+
+def sent_messages(request: ChatRequest) -> List[ChatMessage]:
+    """The messages the upstream reads (before o1-style folding): our system messages, then the
+    history with its tool traffic as protocol text. Usage counts these, not the client's messages:
+    the tools block and the format instruction are prompt the model reads too."""
+    return _preface(request) + render_history(request.messages)
 
 
 def _preface(request: ChatRequest) -> List[ChatMessage]:
