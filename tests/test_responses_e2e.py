@@ -337,7 +337,7 @@ def test_upstream_failure_mid_stream_is_response_failed(proxy):
      "input[0].call_id"),
     ({"model": "gpt-4o", "input": [{"type": "function_call_output", "call_id": "c", "output": 3}]},
      "input[0].output"),
-    ({"model": "gpt-4o", "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+    ({"model": "gpt-4o", "input": "hi", "tools": [{"type": "file_search"}]}, "tools[0].type"),
     ({"model": "gpt-4o", "input": "hi", "tools": [WEATHER], "tool_choice": {"type": "function", "name": "nope"}},
      "tool_choice"),
     ({"model": "gpt-4o", "input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
@@ -359,7 +359,8 @@ def test_bad_requests_are_400_naming_the_param(proxy, emulator, body, param):
 
 
 def test_missing_key_is_401(proxy):
-    for method, path in (("post", "/v1/responses"), ("get", "/v1/responses/resp_x"), ("delete", "/v1/responses/resp_x")):
+    for method, path in (("post", "/v1/responses"), ("get", "/v1/responses/resp_x"),
+                         ("delete", "/v1/responses/resp_x"), ("get", "/v1/responses/resp_x/input_items")):
         response = requests.request(method, proxy.url + path, json={"model": "gpt-4o", "input": "x"}, timeout=30)
         assert response.status_code == 401 and response.json()["error"]["type"] == "authentication_error"
 

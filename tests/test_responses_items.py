@@ -1,6 +1,8 @@
 """Responses input items -> chat messages, and the max_output_tokens cut (pure functions)."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from backend_to_api.errors import ApiError
@@ -66,3 +68,36 @@ def test_the_budget_cuts_at_the_limit(text, piece):
 def test_no_limit_takes_everything():
     budget = TokenBudget(None, "o200k_base")
     assert budget.take("anything at all") == "anything at all" and not budget.exhausted
+
+
+def test_custom_tool_calls_and_outputs_are_calls_and_results():
+    messages = items_to_messages([
+        {"role": "user", "content": "patch"},
+        {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_p", "name": "apply_patch", "input": "+a\n"},
+        {"type": "custom_tool_call_output", "call_id": "call_p", "output": "Done!"},
+    ])
+    assert [m.role for m in messages] == ["user", "assistant", "tool"]
+    [call] = messages[1].tool_calls
+    assert (call.id, call.name, json.loads(call.arguments)) == ("call_p", "apply_patch", {"input": "+a\n"})
+    assert (messages[2].tool_call_id, messages[2].text) == ("call_p", "Done!")
+    with pytest.raises(ApiError) as error:
+        items_to_messages([{"type": "custom_tool_call", "call_id": "c", "name": "n", "input": 3}])
+    assert error.value.param == "input[0].input"
+
+
+def test_images_a_tool_returned_follow_the_run_of_results():
+    image = {"type": "input_image", "image_url": "https://example.com/a.png"}
+    messages = items_to_messages([
+        {"role": "user", "content": "x"},
+        {"type": "function_call", "call_id": "a", "name": "f", "arguments": "{}"},
+        {"type": "function_call", "call_id": "b", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "a", "output": [{"type": "input_text", "text": "A"}, image]},
+        {"type": "reasoning", "summary": []},
+        {"type": "function_call_output", "call_id": "b", "output": "B"},
+        {"role": "user", "content": "next"},
+    ])
+    assert [m.role for m in messages] == ["user", "assistant", "tool", "tool", "user", "user"]
+    assert [m.text for m in messages[2:4]] == ["A", "B"] and not messages[2].images
+    files = messages[4]
+    assert files.images == (ImagePart(url="https://example.com/a.png"),) and "call a" in files.text
+    assert messages[5].text == "next"

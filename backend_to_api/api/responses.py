@@ -1,4 +1,5 @@
-"""POST /v1/responses, GET and DELETE /v1/responses/{id}: the Responses API (responses/)."""
+"""POST /v1/responses, GET and DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items: the
+Responses API (responses/)."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from ..errors import ApiError, ClientGone, UpstreamError, upstream_timeout
 from ..responses.builder import ResponseBuilder
 from ..responses.events import KEEP_ALIVE
+from ..responses.input_items import input_items, list_page
 from ..responses.items import items_to_messages
 from ..responses.reader import IDLE, ResponseReader
 from ..responses.request import parse_responses_request
@@ -27,6 +29,7 @@ def responses_blueprint(prefix: str) -> Blueprint:
     blueprint.add_url_rule("/v1/responses", view_func=create_response, methods=["POST"])
     blueprint.add_url_rule("/v1/responses/<response_id>", view_func=get_response, methods=["GET"])
     blueprint.add_url_rule("/v1/responses/<response_id>", view_func=delete_response, methods=["DELETE"])
+    blueprint.add_url_rule("/v1/responses/<response_id>/input_items", view_func=get_input_items, methods=["GET"])
     return blueprint
 
 
@@ -49,7 +52,8 @@ def create_response() -> Response:
         if parsed.store:
             stored.save(caller, response, history + list(parsed.input_items) + response["output"])
 
-    reader = ResponseReader(builder, chat_request, parsed.max_output_tokens, first, open_turn, save)
+    reader = ResponseReader(builder, chat_request, parsed.max_output_tokens, first, open_turn, save,
+                            parsed.custom_tools)
     if not parsed.stream:
         _read_whole(reader, g.timing.started + svc.settings.non_stream_deadline)
         return jsonify(builder.response)
@@ -62,6 +66,12 @@ def create_response() -> Response:
 def get_response(response_id: str) -> Response:
     client_credentials()
     return jsonify(_response_store().load(_caller_key(), response_id).response)
+
+
+def get_input_items(response_id: str) -> Response:
+    client_credentials()
+    stored = _response_store().load(_caller_key(), response_id)
+    return jsonify(list_page(input_items(stored), request.args))
 
 
 def delete_response(response_id: str) -> Response:

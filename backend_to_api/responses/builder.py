@@ -18,7 +18,7 @@ from .events import EventSequence
 
 
 def new_id(prefix: str) -> str:
-    """OpenAI-looking ids: a prefix and 48 hex digits (resp_, msg_, fc_, rs_)."""
+    """OpenAI-looking ids: a prefix and 48 hex digits (resp_, msg_, fc_, ctc_, rs_)."""
     return prefix + "_" + uuid.uuid4().hex + uuid.uuid4().hex[:16]
 
 
@@ -78,17 +78,28 @@ class ResponseBuilder:
     def function_call(self, call_id: str, name: str, arguments: str) -> List[bytes]:
         """A whole call (the parser gives complete, validated calls): added, its arguments as one
         delta, done."""
-        out = self._close()
         item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "",
                 "call_id": call_id, "name": name}
+        return self._whole_call(item, "arguments", arguments, "response.function_call_arguments", name=name)
+
+    def custom_tool_call(self, call_id: str, name: str, text: str) -> List[bytes]:
+        """A whole custom (freeform) tool call, streamed as OpenAI streams a ``custom_tool_call``
+        (the type has no status)."""
+        item = {"id": new_id("ctc"), "type": "custom_tool_call", "call_id": call_id, "name": name, "input": ""}
+        return self._whole_call(item, "input", text, "response.custom_tool_call_input")
+
+    def _whole_call(self, item: Dict[str, Any], field: str, value: str, kind: str, **done: Any) -> List[bytes]:
+        """A call item: added with an empty ``field``, ``value`` as one delta, ``kind``.done
+        (with ``done``'s extra fields), the item done."""
+        out = self._close()
         index = self._add(item)
         out.append(self.events.event("response.output_item.added", output_index=index, item=item))
-        out.append(self.events.event("response.function_call_arguments.delta", item_id=item["id"],
-                                     output_index=index, delta=arguments))
-        item["arguments"] = arguments
-        out.append(self.events.event("response.function_call_arguments.done", item_id=item["id"],
-                                     output_index=index, name=name, arguments=arguments))
-        item["status"] = "completed"
+        out.append(self.events.event(kind + ".delta", item_id=item["id"], output_index=index, delta=value))
+        item[field] = value
+        out.append(self.events.event(kind + ".done", item_id=item["id"], output_index=index, **done,
+                                     **{field: value}))
+        if "status" in item:
+            item["status"] = "completed"
         out.append(self.events.event("response.output_item.done", output_index=index, item=item))
         return out
 
@@ -140,7 +151,7 @@ class ResponseBuilder:
         return [self.events.event("response.output_item.added", output_index=self._open.index,
                                   item=item),
                 self.events.event("response.content_part.added", item_id=item["id"], output_index=self._open.index,
-                                  content_index=0, part=_text_part("", None))]
+                                  content_index=0, part=_text_part(""))]
 
     def _close(self, status: str = "completed") -> List[bytes]:
         current, self._open = self._open, None
@@ -155,7 +166,7 @@ class ResponseBuilder:
                     self.events.event("response.reasoning_summary_part.done", item_id=item["id"],
                                       output_index=index, summary_index=0, part=part),
                     self.events.event("response.output_item.done", output_index=index, item=item)]
-        part = _text_part(text, [])
+        part = _text_part(text)
         item["content"] = [part]
         item["status"] = status
         return [self.events.event("response.output_text.done", item_id=item["id"], output_index=index,
@@ -165,8 +176,6 @@ class ResponseBuilder:
                 self.events.event("response.output_item.done", output_index=index, item=item)]
 
 
-def _text_part(text: str, logprobs: Optional[list]) -> Dict[str, Any]:
-    part: Dict[str, Any] = {"type": "output_text", "text": text, "annotations": []}
-    if logprobs is not None:
-        part["logprobs"] = logprobs
-    return part
+def _text_part(text: str) -> Dict[str, Any]:
+    # logprobs [] as OpenAI sends it when none were asked for (top_logprobs is not honoured here).
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}

@@ -12,6 +12,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 from ..errors import bad_request
 from ..tool_calls.toolset import ToolCall
 from ..translate.chat_request import ChatMessage, ImagePart
+from .tools import custom_arguments
 
 # "developer" is the newer name of "system" (as in chat completions).
 MESSAGE_ROLES = {"user": "user", "system": "system", "developer": "system", "assistant": "assistant"}
@@ -30,32 +31,55 @@ def normalize_input(value: Any, param: str = "input") -> List[dict]:
     return list(value)
 
 
+CALL_ITEMS = ("function_call", "custom_tool_call")
+OUTPUT_ITEMS = ("function_call_output", "custom_tool_call_output")
+
+
 def items_to_messages(items: Sequence[Any], param: str = "input") -> List[ChatMessage]:
-    """The chat messages of these items, in order. Consecutive function calls (and the assistant
-    text right before them) are one assistant turn, as a model emits them."""
+    """The chat messages of these items, in order. Consecutive calls (and the assistant text right
+    before them) are one assistant turn, as a model emits them. Images or files a tool returned
+    follow the run of results they belong to, as one user message (the protocol's results are text)."""
     messages: List[ChatMessage] = []
+    returned: List[Any] = []  # images and files of the current run of tool results
     for index, item in enumerate(items):
         where = f"{param}[{index}]"
         if not isinstance(item, Mapping):
             raise bad_request(f"{where} must be an object.", param=where)
         kind = item.get("type", "message")  # EasyInputMessage leaves the type out
+        if kind in OUTPUT_ITEMS:
+            message = _call_output(item, where)
+            messages.append(ChatMessage(role="tool", parts=(message.text,), tool_call_id=message.tool_call_id))
+            returned.extend(_returned_files(message))
+            continue
+        if kind not in SKIPPED_ITEMS:
+            _flush_returned(messages, returned)
         if kind == "message":
             messages.append(_message(item, where))
-        elif kind == "function_call":
-            _append_call(messages, _function_call(item, where))
-        elif kind == "function_call_output":
-            messages.append(_call_output(item, where))
-        elif kind in SKIPPED_ITEMS:
-            continue
-        else:
+        elif kind in CALL_ITEMS:
+            _append_call(messages, _call(item, where))
+        elif kind not in SKIPPED_ITEMS:
             raise bad_request(f"{where}.type {kind!r} is not supported (use message, function_call, "
-                              "function_call_output or reasoning).", param=f"{where}.type")
+                              "function_call_output, custom_tool_call, custom_tool_call_output or reasoning).",
+                              param=f"{where}.type")
+    _flush_returned(messages, returned)
     return messages
+
+
+def _returned_files(message: ChatMessage) -> List[Any]:
+    if not message.images:
+        return []
+    return [f"(returned by the tool call {message.tool_call_id})", *message.images]
+
+
+def _flush_returned(messages: List[ChatMessage], returned: List[Any]) -> None:
+    if returned:
+        messages.append(ChatMessage(role="user", parts=("The tools returned these files:", *returned)))
+        returned.clear()
 
 
 def _message(item: Mapping, where: str) -> ChatMessage:
     role = item.get("role")
-    if role not in MESSAGE_ROLES:
+    if not isinstance(role, str) or role not in MESSAGE_ROLES:
         raise bad_request(f"{where}.role must be one of {', '.join(MESSAGE_ROLES)}; got {role!r}.",
                           param=f"{where}.role")
     return ChatMessage(role=MESSAGE_ROLES[role], parts=tuple(_content(item.get("content"), f"{where}.content")))
@@ -124,15 +148,19 @@ def _no_file_ids(where: str):
                        "file's bytes as a data: URI or its URL.", param=f"{where}.file_id")
 
 
-def _function_call(item: Mapping, where: str) -> ToolCall:
-    call_id, name, arguments = item.get("call_id"), item.get("name"), item.get("arguments")
-    for field, value in (("call_id", call_id), ("name", name)):
+def _call(item: Mapping, where: str) -> ToolCall:
+    """A function call, or a custom tool call (its ``input`` string is the protocol's
+    ``{"input": ...}`` arguments, as tools.py offers custom tools)."""
+    custom = item.get("type") == "custom_tool_call"
+    field = "input" if custom else "arguments"
+    call_id, name, arguments = item.get("call_id"), item.get("name"), item.get(field)
+    for key, value in (("call_id", call_id), ("name", name)):
         if not isinstance(value, str) or not value:
-            raise bad_request(f"{where}.{field} must be a non-empty string.", param=f"{where}.{field}")
+            raise bad_request(f"{where}.{key} must be a non-empty string.", param=f"{where}.{key}")
     if not isinstance(arguments, str):
-        raise bad_request(f"{where}.arguments must be a string (the call's JSON arguments).",
-                          param=f"{where}.arguments")
-    return ToolCall(id=call_id, name=name, arguments=arguments)
+        what = "the tool's input" if custom else "the call's JSON arguments"
+        raise bad_request(f"{where}.{field} must be a string ({what}).", param=f"{where}.{field}")
+    return ToolCall(id=call_id, name=name, arguments=custom_arguments(arguments) if custom else arguments)
 
 
 def _append_call(messages: List[ChatMessage], call: ToolCall) -> None:
@@ -147,17 +175,17 @@ def _call_output(item: Mapping, where: str) -> ChatMessage:
     call_id, output = item.get("call_id"), item.get("output")
     if not isinstance(call_id, str) or not call_id:
         raise bad_request(f"{where}.call_id must be a non-empty string.", param=f"{where}.call_id")
-    return ChatMessage(role="tool", parts=(_output_text(output, f"{where}.output"),), tool_call_id=call_id)
+    return ChatMessage(role="tool", parts=_output_parts(output, f"{where}.output"), tool_call_id=call_id)
 
 
-def _output_text(output: Any, where: str) -> str:
-    """A tool's output: a string, or (newer clients) a list of input_text parts."""
+def _output_parts(output: Any, where: str) -> Tuple[Any, ...]:
+    """A tool's output: a string, or (newer clients) a list of input_text / input_image /
+    input_file parts: the text joined first, then the images and files."""
     if isinstance(output, str):
-        return output
+        return (output,)
     if isinstance(output, list):
-        texts: Tuple[Any, ...] = tuple(_part(part, f"{where}[{index}]") for index, part in enumerate(output))
-        if all(isinstance(text, str) for text in texts):
-            return "".join(texts)
-        raise bad_request(f"{where} may hold text parts only (a tool's images or files are not supported).",
-                          param=where)
-    raise bad_request(f"{where} must be a string or an array of input_text parts.", param=where)
+        parts: Tuple[Any, ...] = tuple(_part(part, f"{where}[{index}]") for index, part in enumerate(output))
+        files = tuple(part for part in parts if not isinstance(part, str))
+        return ("".join(part for part in parts if isinstance(part, str)),) + files
+    raise bad_request(f"{where} must be a string or an array of input_text, input_image or input_file parts.",
+                      param=where)

@@ -10,7 +10,7 @@ then structured_reply's clear 502. Every turn is finished (closed, recorded, hid
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List, Optional, Union
+from typing import Any, Callable, FrozenSet, Iterator, List, Optional, Union
 
 from ..errors import ApiError
 from ..render.stream import finished_text, read_batches
@@ -22,6 +22,7 @@ from ..tool_calls.toolset import ToolCall
 from ..translate.chat_request import ChatRequest
 from .builder import ResponseBuilder
 from .tokens import TokenBudget, response_usage
+from .tools import custom_input
 
 IDLE = object()  # a silent tick of the upstream
 RETRIES = 1      # a reply that does not fit text.format gets this many new turns
@@ -30,11 +31,13 @@ RETRIES = 1      # a reply that does not fit text.format gets this many new turn
 class ResponseReader:
     def __init__(self, builder: ResponseBuilder, chat_request: ChatRequest, max_output_tokens: Optional[int],
                  first: Turn, reopen: OpenTurn,
-                 on_complete: Callable[[dict], None]) -> None:
+                 on_complete: Callable[[dict], None], custom_tools: FrozenSet[str] = frozenset()) -> None:
         """``reopen`` opens a further turn (the format retry); ``on_complete`` gets the finished
         Response before its last event goes out (the store: a client that reads the completed event
-        and then GETs the response must find it)."""
+        and then GETs the response must find it); calls of ``custom_tools`` become custom_tool_call
+        items (responses/tools.py)."""
         self.builder = builder
+        self.custom_tools = custom_tools
         self.chat_request = chat_request
         self.turn = first
         self.reopen = reopen
@@ -139,7 +142,10 @@ class ResponseReader:
                 self.calls += 1
                 self.budget.spend(piece.arguments)
                 yield from self._release_held()
-                yield from self.builder.function_call(piece.id, piece.name, piece.arguments)
+                if piece.name in self.custom_tools:
+                    yield from self.builder.custom_tool_call(piece.id, piece.name, custom_input(piece.arguments))
+                else:
+                    yield from self.builder.function_call(piece.id, piece.name, piece.arguments)
             elif self.format is not None and not self.calls:
                 self.held.append(piece)
             else:

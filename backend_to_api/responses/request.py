@@ -3,14 +3,15 @@
 What the web model cannot honour is said, not pretended: ``max_output_tokens`` is applied by
 cutting the reply (status ``incomplete``), ``temperature``/``top_p`` are echoed and ignored (as
 chat does), and features that would need state or tools we do not have (``conversation``,
-``background``, ``prompt`` templates, built-in tools) are 400s naming the field. Fields that
+``background``, ``prompt`` templates, hosted tools other than the web model's own: tools.py) are
+400s naming the field. Fields that
 change nothing a client relies on (``include``, ``truncation``, ``user``, ``service_tier``,
 ``prompt_cache_key``, ...) are accepted and ignored: the Agents SDK sends several of them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Tuple
 
 from ..errors import ApiError, bad_request
 from ..structured_output import OutputFormat, parse_text_format
@@ -18,7 +19,7 @@ from ..tool_calls.toolset import ToolSet
 from ..translate.chat_request import ChatMessage, ChatRequest
 from ..translate.thinking import parse_reasoning_effort
 from .items import items_to_messages, normalize_input
-from .tools import echo_tool_choice, echo_tools, parse_tools
+from .tools import ResponsesTools, parse_tools
 
 # Fields that ask for a feature we do not have: refused, since ignoring them would lose what the
 # client relies on. Other unknown fields are ignored (clients send new ones before we know them).
@@ -40,6 +41,7 @@ class ResponsesRequest:
     store: bool
     previous_response_id: Optional[str]
     tools: Optional[ToolSet]
+    custom_tools: FrozenSet[str]      # the tools among them that are custom (freeform), tools.py
     output_format: Optional[OutputFormat]
     reasoning_effort: Optional[str]   # the upstream's word (thinking.py)
     max_output_tokens: Optional[int]
@@ -71,17 +73,17 @@ def parse_responses_request(body: Any, max_files: Optional[int] = None) -> Respo
     items = normalize_input(body.get("input"))
     messages = tuple(items_to_messages(items))
     _check_files(messages, max_files)
-    tools = parse_tools(body)
+    offered = parse_tools(body)
     output_format = parse_text_format(_text_format(body.get("text")))
     effort = _effort(body.get("reasoning"))
     base = dict(
         model=model.strip(), input_items=tuple(items), messages=messages,
         instructions=_optional_str(body, "instructions"), stream=_flag(body, "stream", False),
         store=_flag(body, "store", True), previous_response_id=_optional_str(body, "previous_response_id"),
-        tools=tools, output_format=output_format, reasoning_effort=effort,
+        tools=offered.toolset, custom_tools=offered.custom, output_format=output_format, reasoning_effort=effort,
         max_output_tokens=_max_output_tokens(body.get("max_output_tokens")),
     )
-    return ResponsesRequest(**base, echo=_echo(body, base))
+    return ResponsesRequest(**base, echo=_echo(body, base, offered))
 
 
 def _flag(body: Mapping, name: str, default: bool) -> bool:
@@ -155,8 +157,10 @@ def _number(body: Mapping, name: str) -> float:
     return value
 
 
-def _echo(body: Mapping, fields: Mapping[str, Any]) -> Dict[str, Any]:
-    """What a Response says about the request that made it (OpenAI's Response fields)."""
+def _echo(body: Mapping, fields: Mapping[str, Any], offered: ResponsesTools) -> Dict[str, Any]:
+    """What a Response says about the request that made it (OpenAI's Response fields). Fields that
+    change nothing here are repeated as sent when they have the type OpenAI's answer has (a client
+    may read them back), else left at OpenAI's default."""
     tools: Optional[ToolSet] = fields["tools"]
     text = body.get("text") if isinstance(body.get("text"), Mapping) else {}
     reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), Mapping) else {}
@@ -170,9 +174,27 @@ def _echo(body: Mapping, fields: Mapping[str, Any]) -> Dict[str, Any]:
         "store": fields["store"],
         "temperature": _number(body, "temperature"),
         "text": {"format": text.get("format") or {"type": "text"}},
-        "tool_choice": echo_tool_choice(tools),
-        "tools": echo_tools(tools),
+        "tool_choice": offered.choice_echo,
+        "tools": list(offered.echo),
         "top_p": _number(body, "top_p"),
-        "truncation": "disabled",
-        "user": None,
+        "service_tier": "default",  # the web backend has one tier, whatever was asked
+        **_ignored_but_echoed(body),
+    }
+
+
+def _ignored_but_echoed(body: Mapping) -> Dict[str, Any]:
+    """Fields accepted and ignored, repeated as sent when OpenAI's answer could hold them."""
+    def given(name: str, fits: Any, default: Any) -> Any:
+        value = body.get(name)
+        return value if fits(value) else default
+
+    def is_str(value: Any) -> bool:
+        return isinstance(value, str)
+
+    return {
+        "truncation": given("truncation", lambda value: value in ("auto", "disabled"), "disabled"),
+        "user": given("user", is_str, None),
+        "prompt_cache_key": given("prompt_cache_key", is_str, None),
+        "safety_identifier": given("safety_identifier", is_str, None),
+        "top_logprobs": given("top_logprobs", lambda value: type(value) is int and 0 <= value <= 20, 0),
     }

@@ -61,6 +61,8 @@ def response_usage(messages: Iterable[ChatMessage], output: Iterable[Dict[str, A
             answer.extend(part["text"] for part in item["content"])
         elif item["type"] == "function_call":
             answer.append(item["name"] + item["arguments"])
+        elif item["type"] == "custom_tool_call":
+            answer.append(item["name"] + item["input"])
         elif item["type"] == "reasoning":
             reasoning.extend(part["text"] for part in item["summary"])
     reasoning_tokens = count_text("".join(reasoning), encoding_name)
