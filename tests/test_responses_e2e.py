@@ -465,3 +465,18 @@ def test_a_failure_mid_reply_keeps_held_text_in_the_failed_response(proxy):
     failed = raw_events(proxy, body)[-1]
     assert failed["type"] == "response.failed"
     assert failed["response"]["output"][0]["content"][0]["text"] == '{"partia'
+
+
+def test_input_tokens_count_the_tools_block_and_the_format_instruction(proxy):
+    """Usage counts what the upstream reads: the tools protocol and the format instruction are
+    prompt too (the first version counted the client's messages only)."""
+    client = proxy.client("rt-resp")
+    question = '{"emu": "text", "text": "Fine."}'
+    plain = client.responses.create(model="gpt-4o", input=question)
+    tool = {"type": "function", "name": "get_weather", "description": "Current weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    with_tools = client.responses.create(model="gpt-4o", input=question, tools=[tool])
+    with_format = client.responses.create(model="gpt-4o", input='{"emu": "text", "text": "{\\"a\\": 1}"}',
+                                          text={"format": {"type": "json_object"}})
+    assert with_tools.usage.input_tokens - plain.usage.input_tokens > 100
+    assert with_format.usage.input_tokens - plain.usage.input_tokens > 20

@@ -186,6 +186,28 @@ REPAIRED = [
 ]
 
 
+PATCH = Tool("apply_patch", "A freeform tool", {"type": "object", "properties": {"input": {"type": "string"}},
+                                                  "required": ["input"], "additionalProperties": False})
+
+
+@pytest.mark.parametrize("block_text", [
+    '<tool_call>{"name": "apply_patch", "arguments": "*** Begin Patch\\n*** End Patch"}</tool_call>',
+    '<tool_call>{"name": "apply_patch", "input": "*** Begin Patch\\n*** End Patch"}</tool_call>',
+])
+def test_bare_text_arguments_of_a_one_string_tool_are_its_input(block_text):
+    """A freeform (custom) tool's input written as the arguments themselves: the intent is clear."""
+    toolset = ToolSet((PATCH, TIME), "auto")
+    assert parse(block_text, toolset) == [("apply_patch", {"input": "*** Begin Patch\n*** End Patch"})]
+
+
+def test_bare_text_arguments_of_other_tools_stay_text():
+    """Not for a tool with several properties, nor text that is a mangled JSON object."""
+    weather = '<tool_call>{"name": "get_weather", "arguments": "Paris"}</tool_call>'
+    assert parse(weather) == [weather]
+    mangled = '<tool_call>{"name": "apply_patch", "arguments": "{\\"input\\": \\"x"}</tool_call>'
+    assert parse(mangled, ToolSet((PATCH,), "auto")) == [mangled]
+
+
 @pytest.mark.parametrize("text,expected", [case[1:] for case in REPAIRED], ids=[case[0] for case in REPAIRED])
 def test_repairs_when_the_intent_is_clear(text, expected):
     assert parse(text) == expected

@@ -20,6 +20,7 @@ from ..structured_reply import OpenTurn, Turn, invalid_output, retry_request
 from ..tool_calls.parser import ToolCallParser
 from ..tool_calls.toolset import ToolCall
 from ..translate.chat_request import ChatRequest
+from ..translate.conversation import sent_messages
 from .builder import ResponseBuilder
 from .tokens import TokenBudget, response_usage
 from .tools import custom_input
@@ -165,7 +166,7 @@ class ResponseReader:
     def _finish(self) -> Iterator[bytes]:
         reason = "max_output_tokens" if self.budget.exhausted else None
         events = self.builder.close("incomplete" if reason else "completed")
-        usage = response_usage(self.chat_request.messages, self.builder.output, self.turn.context.encoding)
+        usage = response_usage(sent_messages(self.chat_request), self.builder.output, self.turn.context.encoding)
         events += self.builder.complete(usage, reason)
         self.on_complete(self.builder.response)
         yield from events

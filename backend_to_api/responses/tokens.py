@@ -52,8 +52,10 @@ class TokenBudget:
 
 
 def response_usage(messages: Iterable[ChatMessage], output: Iterable[Dict[str, Any]], encoding_name: str) -> dict:
-    """The Responses API's usage block. Output tokens count the output items' text, call arguments
-    and thinking; the web backend reports no counts of its own, so these are tiktoken's."""
+    """The Responses API's usage block. ``messages``: what the upstream reads (our tools and format
+    text included, translate.conversation.sent_messages). Output tokens count the output items'
+    text, call arguments and thinking; the web backend reports no counts of its own, so these are
+    tiktoken's."""
     input_tokens = count_prompt(messages, encoding_name)
     answer, reasoning = [], []
     for item in output:

@@ -9,7 +9,8 @@ meant is unambiguous:
 - several calls in one block: a JSON array of calls, or several objects one after the other;
 - OpenAI's own shapes: ``{"type": "function", "function": {"name", "arguments"}}``, arguments as a
   JSON *string*, or under ``parameters`` / ``args`` / ``input``; no arguments at all when the tool
-  requires none;
+  requires none; bare text as the arguments of a tool whose one required property is a string
+  (a freeform tool's input);
 - the name with a ``functions.`` prefix, surrounding spaces, or in another letter case when exactly
   one tool matches;
 - arguments that fail the schema only because a number or boolean came as a string (``"3"``,
@@ -67,6 +68,8 @@ class CallReader:
         arguments = _arguments(value)
         if arguments is _MISSING:
             arguments = {} if not tool.parameters.get("required") else None
+        if isinstance(arguments, str):
+            arguments = _as_only_string(tool, arguments)
         if not isinstance(arguments, dict):
             return None
         arguments = self._valid(tool, arguments)
@@ -165,9 +168,24 @@ def _arguments(value: Mapping) -> Any:
                 try:
                     return json.loads(arguments) if arguments.strip() else {}
                 except (ValueError, RecursionError):
-                    return None
+                    return arguments  # raw text: only a tool taking one string can use it
             return arguments
     return _MISSING
+
+
+def _as_only_string(tool: Tool, text: str) -> Optional[dict]:
+    """Arguments given as bare text, for a tool whose only (required) property is a string:
+    freeform tools (a custom tool's ``{"input": ...}``: the model tends to write the patch itself
+    as the arguments). Any other tool gets None: which property was meant is not clear; so does
+    text that looks like a broken JSON object (that is the arguments cut or mangled, not the input)."""
+    properties = tool.parameters.get("properties")
+    if text.lstrip().startswith("{") or not isinstance(properties, Mapping) or len(properties) != 1:
+        return None
+    [(name, schema)] = properties.items()
+    required = list(tool.parameters.get("required") or ())
+    if not isinstance(schema, Mapping) or schema.get("type") != "string" or required != [name]:
+        return None
+    return {name: text}
 
 
 def coerced(arguments: dict, errors: List[Any], required: Any) -> Optional[dict]:
