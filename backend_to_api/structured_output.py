@@ -17,10 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-import jsonschema
-from jsonschema.exceptions import SchemaError, best_match
-from referencing.exceptions import Unresolvable
 
+from . import json_schema
 from .errors import bad_request
 from .json_in_text import NoJson, find_json
 from .tool_calls.repair import coerced
@@ -143,22 +141,18 @@ def _check_schema(schema: Any, param: str) -> None:
     if not isinstance(schema.get("$schema", ""), str):  # jsonschema would look it up as a key: TypeError
         raise bad_request(f"{param}.$schema must be a string (a JSON Schema dialect URI).", param=f"{param}.$schema")
     try:
-        _validator_class(schema).check_schema(schema)
-    except SchemaError as exc:
-        raise bad_request(_shorten(f"{param} is not a valid JSON Schema: {exc.message}"), param=param) from None
+        problem = json_schema.schema_problem(schema)
     except RecursionError:
         raise bad_request(f"{param} is nested too deeply.", param=param) from None
-
-
-def _validator_class(schema: Mapping) -> Any:
-    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    if problem is not None:
+        raise bad_request(_shorten(f"{param} is not a valid JSON Schema: {problem}"), param=param)
 
 
 def _schema_problem(schema: dict, value: Any) -> Optional[str]:
     """Why ``value`` does not fit ``schema`` (the most relevant error, with where), or None."""
     try:
-        error = best_match(_validator_class(schema)(schema).iter_errors(value))
-    except Unresolvable as exc:
+        error = json_schema.most_relevant(json_schema.errors(json_schema.validator(schema), value))
+    except json_schema.UnresolvableReference as exc:
         raise bad_request(_shorten(f"The response format's JSON Schema has a $ref that cannot be resolved: {exc}"),
                           param="response_format") from None
     except RecursionError:
@@ -176,15 +170,15 @@ def _repaired(schema: dict, value: Any) -> Optional[str]:
     dropped here, unlike in a call: it may be the answer put under the wrong key (the retry asks)."""
     if not isinstance(value, dict):
         return None
-    validator = _validator_class(schema)(schema)
+    checker = json_schema.validator(schema)
     try:
-        errors = list(validator.iter_errors(value))
-        if any(error.validator == "additionalProperties" for error in errors):
+        found = json_schema.errors(checker, value)
+        if any(error.validator == "additionalProperties" for error in found):
             return None
-        fixed = coerced(value, errors, schema.get("required") or ())
-        if fixed is None or any(True for _ in validator.iter_errors(fixed)):
+        fixed = coerced(value, found, schema.get("required") or ())
+        if fixed is None or json_schema.errors(checker, fixed):
             return None
-    except RecursionError:
+    except (json_schema.UnresolvableReference, RecursionError):
         return None
     return json.dumps(fixed, ensure_ascii=False)
 

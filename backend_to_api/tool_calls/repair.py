@@ -25,9 +25,8 @@ import json
 import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
-from jsonschema.validators import Draft202012Validator, validator_for
-from referencing.exceptions import Unresolvable
 
+from .. import json_schema
 from .toolset import Tool, ToolCall, ToolSet, new_call_id
 
 FENCE = re.compile(r"^```[a-zA-Z]*\s*\n?(.*?)\n?\s*```$", re.DOTALL)
@@ -94,24 +93,23 @@ class CallReader:
         """The arguments, repaired if need be, when they satisfy the schema; else None. A schema
         that cannot be evaluated (a "#/..." reference to nothing; remote ones are refused as the
         request comes) or arguments nested too deep for it count as not satisfied."""
-        validator = self._validator(tool)
+        checker = self._validator(tool)
         try:
-            errors = list(validator.iter_errors(arguments))
-            if not errors:
+            found = json_schema.errors(checker, arguments)
+            if not found:
                 return arguments
-            fixed = coerced(arguments, errors, tool.parameters.get("required") or ())
-            if fixed is None or any(True for _ in validator.iter_errors(fixed)):
+            fixed = coerced(arguments, found, tool.parameters.get("required") or ())
+            if fixed is None or json_schema.errors(checker, fixed):
                 return None
-        except (Unresolvable, RecursionError):
+        except (json_schema.UnresolvableReference, RecursionError):
             return None
         return fixed
 
     def _validator(self, tool: Tool) -> Any:
-        validator = self._validators.get(tool.name)
-        if validator is None:
-            cls = validator_for(tool.parameters, default=Draft202012Validator)
-            validator = self._validators[tool.name] = cls(tool.parameters)
-        return validator
+        checker = self._validators.get(tool.name)
+        if checker is None:
+            checker = self._validators[tool.name] = json_schema.validator(tool.parameters)
+        return checker
 
 
 def decode_values(body: str) -> List[Any]:

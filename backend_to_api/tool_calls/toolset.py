@@ -15,10 +15,9 @@ import string
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Optional, Tuple
 
-from jsonschema.exceptions import SchemaError
-from jsonschema.validators import Draft202012Validator, validator_for
 
 from ..errors import bad_request
+from ..json_schema import schema_problem
 
 CHOICES = ("auto", "required", "none")
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # OpenAI's rule for function names
@@ -189,10 +188,9 @@ def _parse_parameters(value: Any, param: str) -> dict:
     if not isinstance(value, Mapping):
         raise bad_request(f"{param} must be a JSON Schema object.", param=param)
     schema = dict(value)
-    try:
-        validator_for(schema, default=Draft202012Validator).check_schema(schema)
-    except SchemaError as exc:
-        raise bad_request(f"{param} is not a valid JSON Schema: {exc.message}", param=param) from None
+    problem = schema_problem(schema)
+    if problem is not None:
+        raise bad_request(f"{param} is not a valid JSON Schema: {problem}", param=param)
     remote = next(_remote_refs(schema), None)
     if remote is not None:  # it would need a download to check a call, which we never make
         raise bad_request(f"{param} refers to {remote!r}: only references within the schema ('#/...') "
