@@ -10,6 +10,7 @@ for a key that is really dead.
 """
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Mapping, Optional
 
@@ -50,6 +51,16 @@ class UpstreamError(ApiError):
         kwargs.setdefault("type_", "upstream_error")
         super().__init__(status, message, **kwargs)
         self.upstream_status = upstream_status
+
+
+def stream_failure(exc: Exception, logger: logging.Logger, what: str) -> ApiError:
+    """The error a stream that has already answered 200 ends with (an error frame or
+    ``response.failed``, never a dropped connection): an ApiError as it is; anything else is a bug,
+    logged with its traceback and told to the client as a 502 internal_error."""
+    if isinstance(exc, ApiError):
+        return exc
+    logger.error("%s failed", what, exc_info=exc)
+    return UpstreamError(502, "Rendering the reply failed.", code="internal_error")
 
 
 def retry_headers(seconds: float) -> dict:

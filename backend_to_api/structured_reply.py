@@ -19,7 +19,7 @@ import time
 from typing import Callable, Generator, Iterator, List, Optional, Tuple
 
 from .chat_service import OpenReply
-from .errors import ApiError, ClientGone, UpstreamError
+from .errors import ApiError, ClientGone, UpstreamError, stream_failure
 from .render.chunks import DONE, KEEP_ALIVE, ChunkFactory
 from .render.stream import ReplyContext, complete_reply, finished_text, read_batches
 from .render.tool_calls import SplitReply
@@ -108,13 +108,10 @@ def stream_structured(request: ChatRequest, first: Turn, open_turn: OpenTurn) ->
                 break
         else:
             raise invalid_output(reason, reply=text)
-    except ApiError as exc:
-        error = exc
     except ClientGone:
         raise
-    except Exception:  # a bug must still end the stream with an error frame, finish and [DONE]
-        log.exception("the structured reply failed")
-        error = UpstreamError(502, "Rendering the reply failed.", code="internal_error")
+    except Exception as exc:  # a bug too must end the stream with an error frame, finish and [DONE]
+        error = stream_failure(exc, log, "the structured reply")
     yield writes.take(list(_tail(turn.context, _Answer(checked, calls, error), read)))
 
 

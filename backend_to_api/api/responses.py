@@ -9,7 +9,7 @@ from typing import Any, Iterator, List, Optional
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from ..errors import ApiError, ClientGone, UpstreamError, upstream_timeout
+from ..errors import ApiError, ClientGone, stream_failure, upstream_timeout
 from ..responses.builder import ResponseBuilder
 from ..responses.events import KEEP_ALIVE
 from ..responses.input_items import input_items, list_page
@@ -108,13 +108,10 @@ def _events_or_failure(reader: ResponseReader, builder: ResponseBuilder) -> Iter
     try:
         yield from reader.run()
         return
-    except ApiError as exc:
-        error = exc
     except ClientGone:
         raise
-    except Exception:  # a bug must still end the stream with response.failed
-        log.exception("rendering the response failed")
-        error = UpstreamError(502, "Rendering the reply failed.", code="internal_error")
+    except Exception as exc:  # a bug too must end the stream with response.failed
+        error = stream_failure(exc, log, "rendering the response")
     yield from builder.fail(_failure_code(error), error.message)
 
 

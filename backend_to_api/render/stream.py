@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Callable, Iterator, List, Optional
 
-from ..errors import ApiError, ClientGone, UpstreamError, content_blocked, empty_reply, upstream_timeout
+from ..errors import ApiError, ClientGone, UpstreamError, content_blocked, empty_reply, stream_failure, upstream_timeout
 from ..sse.events import ModelSlug, ReasoningDelta, StreamEnd
 from ..upstream.reply import WAITING
 from .chunks import DONE, KEEP_ALIVE, ChunkFactory
@@ -115,13 +115,10 @@ def stream_reply(opened, context: ReplyContext) -> Iterator[bytes]:
                     yield beat
             if renderer.state.failure is not None:
                 break
-    except ApiError as exc:
-        error = exc
     except ClientGone:
         raise
-    except Exception:  # a bug must still end the stream with an error frame, finish and [DONE]
-        log.exception("rendering the reply failed")
-        error = UpstreamError(502, "Rendering the reply failed.", code="internal_error")
+    except Exception as exc:  # a bug too must end the stream with an error frame, finish and [DONE]
+        error = stream_failure(exc, log, "rendering the reply")
     writes.pending += _stream_tail(context, error)  # after what a failed batch had rendered
     yield writes.take()
 

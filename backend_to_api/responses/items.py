@@ -11,7 +11,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import bad_request
 from ..tool_calls.toolset import ToolCall
-from ..translate.chat_request import ChatMessage, ImagePart
+from ..translate.chat_request import ChatMessage, ImagePart, check_part_url, parse_parts
 from .tools import custom_arguments
 
 # "developer" is the newer name of "system" (as in chat completions).
@@ -86,11 +86,7 @@ def _message(item: Mapping, where: str) -> ChatMessage:
 
 
 def _content(content: Any, where: str) -> List[Any]:
-    if isinstance(content, str):
-        return [content]
-    if not isinstance(content, list):
-        raise bad_request(f"{where} must be a string or an array of content parts.", param=where)
-    return [_part(part, f"{where}[{index}]") for index, part in enumerate(content)]
+    return parse_parts(content, where, _part)
 
 
 def _part(part: Any, where: str) -> Any:
@@ -114,7 +110,7 @@ def _image(part: Mapping, where: str) -> ImagePart:
     url = part.get("image_url")
     if part.get("file_id") is not None and url is None:
         raise _no_file_ids(where)
-    _check_url(url, f"{where}.image_url")
+    check_part_url(url, f"{where}.image_url", f"{where}.image_url")
     detail = part.get("detail")
     return ImagePart(url=url, detail=detail if isinstance(detail, str) else "auto")
 
@@ -132,15 +128,8 @@ def _file(part: Mapping, where: str) -> ImagePart:
             raise bad_request(f"{where}.file_data must be a data: URI (data:<type>;base64,...).",
                               param=f"{where}.file_data")
         return ImagePart(url=data)
-    _check_url(url, f"{where}.file_url")
+    check_part_url(url, f"{where}.file_url", f"{where}.file_url")
     return ImagePart(url=url)
-
-
-def _check_url(url: Any, where: str) -> None:
-    if not isinstance(url, str) or not url:
-        raise bad_request(f"{where} must be a non-empty string.", param=where)
-    if not url.startswith(("http://", "https://", "data:")):
-        raise bad_request(f"{where} must be an http(s) URL or a data: URI.", param=where, code="url_not_allowed")
 
 
 def _no_file_ids(where: str):

@@ -9,7 +9,7 @@ which translate/conversation.py renders for the model (tool_calls/prompt.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 from ..errors import bad_request
 from ..structured_output import OutputFormat, parse_response_format
@@ -126,11 +126,17 @@ def _parse_message(item: Any, index: int) -> ChatMessage:
 def _parse_content(content: Any, param: str) -> List[Any]:
     if content is None:
         return [""]  # assistant turns that only called tools have null content
+    return parse_parts(content, param, _parse_part)
+
+
+def parse_parts(content: Any, param: str, parse_part: Callable[[Any, str], Any]) -> List[Any]:
+    """A message's content: a string, or an array of parts each read by ``parse_part(part, param)``
+    (chat's and the Responses API's part vocabularies differ; the shape around them does not)."""
     if isinstance(content, str):
         return [content]
     if not isinstance(content, list):
         raise bad_request(f"{param} must be a string or an array of content parts.", param=param)
-    return [_parse_part(part, f"{param}[{index}]") for index, part in enumerate(content)]
+    return [parse_part(part, f"{param}[{index}]") for index, part in enumerate(content)]
 
 
 def _parse_part(part: Any, param: str) -> Any:
@@ -157,13 +163,17 @@ def _parse_image_part(image: Any, param: str) -> ImagePart:
     if isinstance(image, str):
         image = {"url": image}
     url = image.get("url") if isinstance(image, Mapping) else None
-    if not isinstance(url, str) or not url:
-        raise bad_request(f"{param}.image_url.url must be a non-empty string.", param=f"{param}.image_url")
-    if not url.startswith(("http://", "https://", "data:")):
-        raise bad_request(f"{param}.image_url.url must be an http(s) URL or a data: URI.", param=f"{param}.image_url",
-                          code="url_not_allowed")
+    check_part_url(url, f"{param}.image_url.url", f"{param}.image_url")
     detail = image.get("detail", "auto")
     return ImagePart(url=url, detail=detail if isinstance(detail, str) else "auto")
+
+
+def check_part_url(url: Any, name: str, param: str) -> None:
+    """An image or file part's URL: http(s) (fetched later through the address checks) or data:."""
+    if not isinstance(url, str) or not url:
+        raise bad_request(f"{name} must be a non-empty string.", param=param)
+    if not url.startswith(("http://", "https://", "data:")):
+        raise bad_request(f"{name} must be an http(s) URL or a data: URI.", param=param, code="url_not_allowed")
 
 
 def parse_assistant_calls(item: Mapping, param: str) -> Tuple[ToolCall, ...]:
