@@ -321,6 +321,22 @@ def test_upstream_failure_mid_stream_is_response_failed(proxy):
     assert failed["response"]["output"][0]["status"] == "incomplete"
 
 
+@pytest.mark.parametrize("scenario", ["drop", "error_midstream"])
+def test_a_reply_cut_inside_a_call_is_not_made_a_call(proxy, scenario):
+    """The part of the call that came would parse (missing braces are a known repair), but the reply
+    failed: it is kept as text in the failed response, never made a call whose arguments may be cut."""
+    sent = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"'
+    text = sent + ', "unit": "c"}}\n</tool_call>'
+    events = raw_events(proxy, {"model": "gpt-4o", "tools": [WEATHER], "input": directive(
+        emu=scenario, text=text, chunk=len(sent), after_chunks=1)})
+    failed = events[-1]
+    assert failed["type"] == "response.failed"
+    assert not any(item["type"] == "function_call" for item in failed["response"]["output"])
+    assert not any(event["type"].startswith("response.function_call") for event in events)
+    [message] = failed["response"]["output"]
+    assert message["content"][0]["text"] == sent
+
+
 @pytest.mark.parametrize("body, param", [
     ({"model": "gpt-4o"}, "input"),
     ({"input": "hi"}, "model"),

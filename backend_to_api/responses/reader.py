@@ -92,33 +92,34 @@ class ResponseReader:
 
     def _read_turn(self, turn: Turn) -> Iterator[Union[bytes, Any]]:
         renderer, shown = turn.context.renderer, 0
-        for batch in read_batches(turn.opened, turn.context, lambda: IDLE):
-            if not isinstance(batch, list):
-                yield IDLE
-                continue
-            out: List[bytes] = []  # the events of one upstream read go out in one write
-            for event in batch:
-                if isinstance(event, ReasoningDelta):
-                    text = renderer.reasoning(event)
-                    if text:
-                        out += self.builder.reasoning(text)
-                elif isinstance(event, ModelSlug):
-                    turn.context.factory.answered_by(event.slug)
-                    self.builder.set_model(turn.context.factory.model)
-                else:
-                    text = renderer.render(event)
-                    shown += len(text)
-                    out.extend(self._text(text))
+        try:
+            for batch in read_batches(turn.opened, turn.context, lambda: IDLE):
+                if not isinstance(batch, list):
+                    yield IDLE
+                    continue
+                out: List[bytes] = []  # the events of one upstream read go out in one write
+                for event in batch:
+                    if isinstance(event, ReasoningDelta):
+                        text = renderer.reasoning(event)
+                        if text:
+                            out += self.builder.reasoning(text)
+                    elif isinstance(event, ModelSlug):
+                        turn.context.factory.answered_by(event.slug)
+                        self.builder.set_model(turn.context.factory.model)
+                    else:
+                        text = renderer.render(event)
+                        shown += len(text)
+                        out.extend(self._text(text))
+                    if renderer.state.failure is not None or self.budget.exhausted:
+                        break
+                yield b"".join(out)
                 if renderer.state.failure is not None or self.budget.exhausted:
                     break
-            yield b"".join(out)
-            if renderer.state.failure is not None or self.budget.exhausted:
-                break
-        if self.budget.exhausted:
-            return renderer.state.text  # cut on purpose: the rest of the reply is not read
-        try:
+            if self.budget.exhausted:
+                return renderer.state.text  # cut on purpose: the rest of the reply is not read
             whole = finished_text(turn.context)  # the end, checked: failures, a cut stream, an empty reply
-        except ApiError:
+        except ApiError:  # reading failed (a dropped connection) or the reply did (an error, a cut)
+            renderer.finish()  # text the renderer still held (a citation) is part of what was said
             yield from self._salvage(renderer.state.text[shown:])
             raise
         yield from self._text(whole[shown:])
@@ -127,9 +128,10 @@ class ResponseReader:
 
     def _salvage(self, rest: str) -> Iterator[bytes]:
         """A reply that failed midway: what it said so far goes into the (failed) response's output,
-        held text included, unchecked (nothing the model said is silently dropped)."""
+        held text included, unchecked (nothing the model said is silently dropped); a call block it
+        left open is text too, never repaired into a call whose arguments may be cut short."""
         self.format = None
-        pieces = (self.parser.feed(rest) + self.parser.finish()) if self.parser else [rest]
+        pieces = (self.parser.feed(rest) + self.parser.finish(whole=False)) if self.parser else [rest]
         yield from self._release_held()
         yield from self._pieces([piece for piece in pieces if piece])
 
